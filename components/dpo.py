@@ -1,0 +1,49 @@
+"""KFP component: DPO (and IPO / hinge / robust variants) on a LoRA adapter over the SFT model."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from kubealign.profiles import DEFAULT_GPU_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_GPU_IMAGE)
+def dpo(
+    sft_model: Input[Model],
+    data: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    learning_rate: float = 5e-5,
+    epochs: float = 1.0,
+    max_steps: int = 0,
+    batch_size: int = 4,
+    grad_accum: int = 1,
+    max_length: int = 512,
+    lora_rank: int = 16,
+    lora_alpha: float = 32.0,
+    use_lora: bool = True,
+    seed: int = 0,
+    save_every: int = 0,
+    checkpoint_root: str = "",
+    wandb_project: str = "kubealign",
+    wandb_entity: str = "",
+    wandb_mode: str = "auto",
+    run_group: str = "",
+):
+    """Writes the DPO adapter, tokenizer and summary.json to `model`."""
+    from kubealign.config import DPOConfig, build
+    from kubealign.kfp_support import checkpoint_uri, log_metrics, tracking
+    from kubealign.stages import dpo as stage
+
+    cfg = build(DPOConfig, {
+        "beta": beta, "loss_type": loss_type, "label_smoothing": label_smoothing,
+        "learning_rate": learning_rate, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
+        "grad_accum": grad_accum, "max_length": max_length, "seed": seed, "save_every": save_every,
+        "checkpoint_uri": checkpoint_uri(checkpoint_root, "dpo"),
+        "lora": {"enabled": use_lora, "r": lora_rank, "alpha": lora_alpha},
+        "tracking": tracking(wandb_project, wandb_entity, wandb_mode, run_group),
+    }, where="dpo parameters")
+    log_metrics(metrics, stage.run(cfg, sft_model.path, f"{data.path}/train.jsonl", model.path,
+                                   eval_uri=f"{data.path}/eval.jsonl"))

@@ -1,0 +1,45 @@
+"""KFP component: supervised fine-tuning with a LoRA adapter (or full weights)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from kubealign.profiles import DEFAULT_GPU_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_GPU_IMAGE)
+def sft(
+    base_model: str,
+    data: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    learning_rate: float = 2e-4,
+    epochs: float = 1.0,
+    max_steps: int = 0,
+    batch_size: int = 4,
+    grad_accum: int = 1,
+    max_length: int = 512,
+    lora_rank: int = 16,
+    lora_alpha: float = 32.0,
+    use_lora: bool = True,
+    seed: int = 0,
+    save_every: int = 0,
+    checkpoint_root: str = "",
+    wandb_project: str = "kubealign",
+    wandb_entity: str = "",
+    wandb_mode: str = "auto",
+    run_group: str = "",
+):
+    """Writes the adapter (or full model), tokenizer and summary.json to `model`."""
+    from kubealign.config import SFTConfig, build
+    from kubealign.kfp_support import checkpoint_uri, log_metrics, tracking
+    from kubealign.stages import sft as stage
+
+    cfg = build(SFTConfig, {
+        "learning_rate": learning_rate, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
+        "grad_accum": grad_accum, "max_length": max_length, "seed": seed, "save_every": save_every,
+        "checkpoint_uri": checkpoint_uri(checkpoint_root, "sft"),
+        "lora": {"enabled": use_lora, "r": lora_rank, "alpha": lora_alpha},
+        "tracking": tracking(wandb_project, wandb_entity, wandb_mode, run_group),
+    }, where="sft parameters")
+    log_metrics(metrics, stage.run(cfg, base_model, f"{data.path}/train.jsonl", model.path,
+                                   eval_uri=f"{data.path}/eval.jsonl"))

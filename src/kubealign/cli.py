@@ -1,0 +1,134 @@
+"""The `kubealign` command.
+
+    kubealign validate {sft|preference} PATH [--report FILE]
+    kubealign run dpo [--config FILE] [--set key=value ...] [--pipeline-root DIR]
+    kubealign compile dpo -o FILE [--profile FILE]
+    kubealign prepare-demo
+
+Every error a person can fix ends as one line on stderr and exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+GRAPHS = ("dpo",)
+
+
+def _pipeline(graph: str, profile_path: str | None = None) -> Any:
+    from kubealign.profiles import load_profile
+
+    profile = load_profile(profile_path) if profile_path else None
+    if graph == "dpo":
+        from kubealign.pipelines import dpo
+
+        return dpo.build(profile) if profile else dpo.dpo_pipeline
+    raise SystemExit(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
+
+
+def demo_defaults() -> dict[str, Any]:
+    """Pipeline parameters of the laptop demo: SmolLM2-135M-Instruct on the shipped demo data."""
+    from kubealign.demo.prompt_sets import demo_preference_path, demo_sft_path
+    from kubealign.demo_model import prepare_demo_model
+
+    return {
+        "base_model": str(prepare_demo_model()),
+        "sft_data": demo_sft_path(),
+        "preference_data": demo_preference_path(),
+    }
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from kubealign.stages.data_prep import validate_command
+
+    return validate_command(args.kind, args.path, report_path=args.report, tokenizer=args.tokenizer,
+                            max_length=args.max_length)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from kfp import compiler
+
+    compiler.Compiler().compile(_pipeline(args.graph, args.profile), args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kubealign import local_run, pipeline_params
+
+    func = _pipeline(args.graph)
+    # Check what the person typed before preparing anything heavy.
+    explicit = pipeline_params.resolve(func, {}, args.config, args.set) if (args.config or args.set) else {}
+    defaults = {} if {"base_model", "sft_data", "preference_data"} <= explicit.keys() else demo_defaults()
+    params = pipeline_params.resolve(func, defaults, args.config, args.set)
+    pipeline_params.check_stage_settings(params, args.graph)
+    print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
+    run_dir, wall = local_run.run_local(func, params, args.pipeline_root)
+    print("\n" + local_run.format_table(local_run.summarise(run_dir), wall))
+    report = next(run_dir.glob("evaluate*/report"), None)
+    if report:
+        print(f"\nevaluation report: {report}")
+    return 0
+
+
+def cmd_prepare_demo(args: argparse.Namespace) -> int:
+    from kubealign.demo_model import prepare_demo_model
+
+    print(prepare_demo_model())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kubealign", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check a record file; print and report every rejected row")
+    v.add_argument("kind", choices=["sft", "preference", "safety"])
+    v.add_argument("path", help="JSONL or Parquet file: local path, file://, s3://, gs://")
+    v.add_argument("--report", help="write the JSON report here")
+    v.add_argument("--tokenizer", help="model folder/URI for the tokenizer-aware checks")
+    v.add_argument("--max-length", type=int, default=512, help="token budget for the tokenizer-aware checks")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("run", help="run a graph locally with KFP's local runner")
+    r.add_argument("graph", choices=GRAPHS)
+    r.add_argument("--config", help="YAML/JSON file of pipeline parameters")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    r.add_argument("--pipeline-root", default="out/local", help="where task outputs go (default out/local)")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compile", help="compile a graph to KFP pipeline YAML")
+    c.add_argument("graph", choices=GRAPHS)
+    c.add_argument("-o", "--output", required=True)
+    c.add_argument("--profile", help="cluster profile YAML (manifests/profiles/*.yaml)")
+    c.set_defaults(func=cmd_compile)
+
+    d = sub.add_parser("prepare-demo", help="convert the demo model (SmolLM2-135M-Instruct) once")
+    d.set_defaults(func=cmd_prepare_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:
+        # Every error kubealign raises for bad input is a ValueError (config, record, model, profile) or
+        # an OSError (storage) whose message names the file, row or field; the traceback adds nothing.
+        if os.environ.get("KUBEALIGN_DEBUG"):
+            raise
+        print(f"kubealign {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        # KFP's local runner reports a failed task as RuntimeError; the task's own log above says why.
+        if os.environ.get("KUBEALIGN_DEBUG"):
+            raise
+        print(f"kubealign {args.command}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The one training loop every stage shares: order, accumulation, clipping, schedule, checkpoints.
+
+A stage hands over its examples, a collate function and a loss function; the loop owns the rest.
+Data order is a pure function of (seed, epoch), so the data position is the step number: resuming
+at step s replays nothing and skips nothing. Checkpoints hold the trainable weights (the LoRA
+adapter, or all weights for a full fine-tune), optimizer, scheduler, RNG states and position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from kubealign import storage
+from kubealign.config import TrainSettings
+from kubealign.tracking import Tracker
+
+# (model, batch) -> (loss to backpropagate, metrics to average over the step, tokens processed)
+LossFn = Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float], int]]
+
+
+class DataOrder:
+    """Micro-batch m of the run -> example indices, reshuffled each epoch with seed + epoch."""
+
+    def __init__(self, n_examples: int, batch_size: int, seed: int) -> None:
+        if n_examples == 0:
+            raise ValueError("the training split is empty")
+        self.n, self.bs, self.seed = n_examples, batch_size, seed
+        self.per_epoch = math.ceil(n_examples / batch_size)
+        self._perms: dict[int, list[int]] = {}
+
+    def indices(self, m: int) -> list[int]:
+        epoch, k = divmod(m, self.per_epoch)
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            self._perms[epoch] = torch.randperm(self.n, generator=g).tolist()
+        return self._perms[epoch][k * self.bs : (k + 1) * self.bs]
+
+
+def total_steps(cfg: TrainSettings, n_examples: int) -> int:
+    if cfg.max_steps:
+        return cfg.max_steps
+    micro = math.ceil(cfg.epochs * math.ceil(n_examples / cfg.batch_size))
+    return max(1, math.ceil(micro / cfg.grad_accum))
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """LR multiplier: linear warm-up to 1 over `warmup` steps, then cosine decay to 0 at `total`."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fingerprint(*parts: Any) -> str:
+    """Stable id of a run's inputs: a rerun with the same inputs finds the same checkpoints."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_digest(path: str | Path) -> str:
+    return storage.sha256_file(path)[:16] if Path(path).exists() else str(path)
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    resumed_from: int | None
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    tokens_per_s: float = 0.0
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(store: storage.CheckpointStore, step: int, model: torch.nn.Module,
+                     opt: torch.optim.Optimizer, sched: Any, position: int) -> None:
+    trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(
+            {"trainable": trainable, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "rng": _rng_state(), "step": step, "micro_batch": position},
+            Path(tmp) / "state.pt",
+        )
+        store.save(step, tmp, meta={"micro_batch": position})
+
+
+def _load_checkpoint(store: storage.CheckpointStore, step: int, model: torch.nn.Module,
+                     opt: torch.optim.Optimizer, sched: Any) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store.load(step, tmp)
+        state = torch.load(Path(tmp) / "state.pt", map_location="cpu", weights_only=False)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            params[name].copy_(value)
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+
+
+def train(
+    model: torch.nn.Module,
+    examples: Sequence[dict[str, Any]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    loss_fn: LossFn,
+    cfg: TrainSettings,
+    tracker: Tracker,
+    run_id: str,
+    desc: str = "train",
+    on_step: Callable[[int], None] | None = None,
+) -> LoopResult:
+    """Optimise `model` on `examples`; resumes from `cfg.checkpoint_uri/<run_id>` when present.
+
+    `on_step(step)` runs after each completed optimizer step (and its checkpoint, if due).
+    """
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps = total_steps(cfg, len(examples))
+    order = DataOrder(len(examples), cfg.batch_size, cfg.seed)
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    warmup = int(cfg.warmup_ratio * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, warmup))
+
+    store = storage.CheckpointStore(storage.join(cfg.checkpoint_uri, run_id)) if cfg.checkpoint_uri else None
+    start = 0
+    resumed = store.latest() if store else None
+    if store and resumed is not None:
+        _load_checkpoint(store, resumed, model, opt, sched)
+        start = resumed
+        print(f"{desc}: resuming from step {resumed} of {steps} ({store.step_uri(resumed)})", flush=True)
+
+    model.train()
+    tokens_total, time_total = 0, 0.0
+    last: dict[str, float] = {}
+    bar = tqdm(total=steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, mininterval=2.0)
+    for step in range(start, steps):
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        tokens = 0
+        for k in range(cfg.grad_accum):
+            batch = collate([examples[i] for i in order.indices(step * cfg.grad_accum + k)])
+            batch = {key: v.to(device) for key, v in batch.items()}
+            loss, metrics, n_tok = loss_fn(model, batch)
+            (loss / cfg.grad_accum).backward()
+            tokens += n_tok
+            for key, v in {"loss": loss.item(), **metrics}.items():
+                sums[key] = sums.get(key, 0.0) + v / cfg.grad_accum
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
+        lr = sched.get_last_lr()[0]
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        tokens_total, time_total = tokens_total + tokens, time_total + dt
+        last = {**sums, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / dt, "epoch": step / max(1, steps)}
+        done = step + 1
+        if done % cfg.log_every == 0 or done == steps:
+            tracker.log(last, step=done)
+        bar.set_postfix(loss=f"{sums['loss']:.4f}", lr=f"{lr:.2e}")
+        bar.update(1)
+        if store and ((cfg.save_every and done % cfg.save_every == 0) or done == steps):
+            _save_checkpoint(store, done, model, opt, sched, done * cfg.grad_accum)
+        if on_step:
+            on_step(done)
+    bar.close()
+    tps = tokens_total / time_total if time_total else 0.0
+    return LoopResult(steps=steps, resumed_from=resumed, metrics=last, history=tracker.history, tokens_per_s=tps)

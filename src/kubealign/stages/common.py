@@ -1,0 +1,75 @@
+"""What every stage does around its work: seeding, device and dtype, tracking, atomic outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kubealign import models, storage
+from kubealign.config import TrackingConfig
+from kubealign.tracking import Tracker
+
+
+@dataclass
+class Stage:
+    """Run-wide context of one stage: device, dtype, tracker, start time."""
+
+    name: str
+    device: torch.device
+    dtype: torch.dtype
+    tracker: Tracker
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def start(name: str, tracking: TrackingConfig, dtype: str, seed: int, config: dict[str, Any]) -> Stage:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    # Two cores here; more threads than cores only adds contention.
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    device = models.pick_device()
+    resolved = models.pick_dtype(dtype, device)
+    print(f"{name}: device={device.type} dtype={str(resolved).removeprefix('torch.')}", flush=True)
+    return Stage(name, device, resolved, Tracker(tracking, name, config))
+
+
+def read_jsonl(uri: str) -> list[dict[str, Any]]:
+    """Records written by data_prep (already validated): one JSON object per line."""
+    text = storage.read_bytes(uri).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
+    """Build an output folder beside its final place and move it there only on success."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # KFP may create the artifact folder before the component runs
+        else:
+            shutil.rmtree(out)
+    tmp.rename(out)
+
+
+def write_summary(out_dir: str | Path, summary: dict[str, Any]) -> None:
+    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

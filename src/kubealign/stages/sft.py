@@ -1,0 +1,75 @@
+"""Supervised fine-tuning: next-token loss on the assistant turns only.
+
+setup (model, adapter, tokenised data) -> train (shared loop) -> save (adapter + tokenizer + meta).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+
+from kubealign import loop, models
+from kubealign.config import SFTConfig
+from kubealign.data.chat import tokenize_sft
+from kubealign.data.collate import collate_sft
+from kubealign.losses import sft_loss
+from kubealign.stages import common
+
+
+def sft_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], int]:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+    loss = sft_loss(logits, batch["labels"])
+    return loss, {"response_tokens": float((batch["labels"] != -100).sum())}, int(batch["attention_mask"].sum())
+
+
+@torch.no_grad()
+def eval_loss(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
+              device: torch.device) -> float:
+    """Token-weighted mean NLL over the response tokens of `examples`."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in collate_sft(examples[i : i + batch_size], pad_id).items()}
+        n = int((batch["labels"][:, 1:] != -100).sum())
+        if n:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            total += sft_loss(logits.float(), batch["labels"]).item() * n
+            count += n
+    model.train()
+    return total / count if count else float("nan")
+
+
+def run(cfg: SFTConfig, base_model: str, train_uri: str, out_dir: str, eval_uri: str | None = None,
+        on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    stage = common.start("sft", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
+    base_dir = models.resolve_model_dir(base_model)
+    tokenizer = models.load_tokenizer(base_dir)
+    tokenize = partial(tokenize_sft, tokenizer, max_length=cfg.max_length)
+    train = [tokenize(r["messages"]) for r in common.read_jsonl(train_uri)]
+    held_out = [tokenize(r["messages"]) for r in common.read_jsonl(eval_uri)] if eval_uri else []
+
+    model = models.load_causal_lm(base_dir, stage.dtype, stage.device)
+    if cfg.lora.enabled:
+        model = models.add_lora(model, cfg.lora)
+    print(f"sft: {len(train)} train / {len(held_out)} eval examples; {models.describe(model)}", flush=True)
+
+    run_id = loop.fingerprint("sft", cfg.model_dump(exclude={"tracking", "checkpoint_uri", "log_every"}),
+                              loop.file_digest(train_uri), str(base_dir), loop.file_digest(base_dir / "config.json"))
+    result = loop.train(model, train, partial(collate_sft, pad_id=tokenizer.pad_token_id), sft_step, cfg,
+                        stage.tracker, run_id, desc="sft", on_step=on_step)
+
+    summary = {"train/loss": result.metrics.get("loss", float("nan")), "steps": float(result.steps),
+               "tokens_per_s": result.tokens_per_s}
+    if held_out:
+        summary["eval/loss"] = eval_loss(model, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device)
+    meta = {"stage": "sft", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id}
+    with common.atomic_dir(out_dir) as tmp:
+        models.save_model(model, tokenizer, tmp, meta)
+        summary["wall_s"] = stage.elapsed()
+        common.write_summary(tmp, {**summary, "history": result.history})
+    stage.tracker.set_summary(summary)
+    stage.tracker.finish()
+    return summary

@@ -1,0 +1,189 @@
+"""Object-storage I/O through fsspec: local paths, file://, s3://, gs:// alike.
+
+Two promises hold for everything written here:
+- a reader never sees a half-written file or checkpoint: files are written under a temporary
+  name and renamed (local) or uploaded whole (object stores, where one PUT is atomic), and a
+  checkpoint counts only once its `COMPLETE` marker, written last, exists;
+- errors name the URI.
+
+S3-compatible endpoints (MinIO, moto) come from the standard `AWS_ENDPOINT_URL_S3` /
+`AWS_ENDPOINT_URL` variables, which botocore reads itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+
+class StorageError(OSError):
+    """An I/O problem at a named URI."""
+
+
+def fs_and_path(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Split a URI into its filesystem and the path inside it."""
+    try:
+        return url_to_fs(uri)
+    except (ImportError, ValueError) as err:
+        raise StorageError(f"{uri}: cannot open this location ({err})") from None
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def local_path(uri: str) -> Path:
+    return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def exists(uri: str) -> bool:
+    fs, path = fs_and_path(uri)
+    return fs.exists(path)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = fs_and_path(uri)
+    try:
+        with fs.open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise StorageError(f"{uri}: no such file") from None
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole file so that readers see the old content or the new, never a part."""
+    if is_local(uri):
+        target = local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return
+    fs, path = fs_and_path(uri)
+    with fs.open(path, "wb") as f:  # one object PUT: visible only once complete
+        f.write(data)
+
+
+def write_json(uri: str, obj: Any) -> None:
+    write_bytes(uri, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def read_json(uri: str) -> Any:
+    return json.loads(read_bytes(uri))
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def upload_dir(local_dir: str | Path, uri: str) -> list[str]:
+    """Copy every file under local_dir to uri (same relative names); returns the names."""
+    local_dir = Path(local_dir)
+    names = sorted(str(p.relative_to(local_dir)) for p in local_dir.rglob("*") if p.is_file())
+    if is_local(uri):
+        dest = local_path(uri)
+        for name in names:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(local_dir / name, dest / name)
+        return names
+    fs, path = fs_and_path(uri)
+    for name in names:
+        fs.put_file(str(local_dir / name), f"{path.rstrip('/')}/{name}")
+    return names
+
+
+def download_dir(uri: str, local_dir: str | Path) -> Path:
+    """Copy a folder at uri to local_dir (created); returns local_dir."""
+    local_dir = Path(local_dir)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    fs, path = fs_and_path(uri)
+    if not fs.exists(path):
+        raise StorageError(f"{uri}: no such folder")
+    root = path.rstrip("/")
+    for remote in fs.find(root):
+        rel = remote[len(root):].lstrip("/")
+        (local_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(remote, str(local_dir / rel))
+    return local_dir
+
+
+def remove(uri: str) -> None:
+    fs, path = fs_and_path(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+class CheckpointStore:
+    """Numbered checkpoints under one URI: `<uri>/step-00000012/...` plus a `COMPLETE` marker.
+
+    The marker is written after every file of the checkpoint, so a pod killed mid-upload leaves
+    a folder without a marker, which `latest()` ignores and the next save replaces.
+    """
+
+    _STEP = re.compile(r"step-(\d{8})$")
+
+    def __init__(self, uri: str, keep: int = 2) -> None:
+        self.uri = uri.rstrip("/")
+        self.keep = keep
+
+    def step_uri(self, step: int) -> str:
+        return join(self.uri, f"step-{step:08d}")
+
+    def complete_steps(self) -> list[int]:
+        fs, path = fs_and_path(self.uri)
+        if not fs.exists(path):
+            return []
+        steps = []
+        for entry in fs.ls(path, detail=False):
+            m = self._STEP.search(entry.rstrip("/"))
+            if m and fs.exists(f"{entry.rstrip('/')}/COMPLETE"):
+                steps.append(int(m.group(1)))
+        return sorted(steps)
+
+    def latest(self) -> int | None:
+        steps = self.complete_steps()
+        return steps[-1] if steps else None
+
+    def save(self, step: int, local_dir: str | Path, meta: dict[str, Any] | None = None) -> str:
+        target = self.step_uri(step)
+        remove(target)  # a partial folder from an interrupted save
+        names = upload_dir(local_dir, target)
+        write_json(join(target, "COMPLETE"), {"step": step, "files": names, **(meta or {})})
+        self._prune(keep_latest=step)
+        return target
+
+    def load(self, step: int, local_dir: str | Path) -> Path:
+        return download_dir(self.step_uri(step), local_dir)
+
+    def _prune(self, keep_latest: int) -> None:
+        steps = [s for s in self.complete_steps() if s <= keep_latest]
+        for old in steps[: max(0, len(steps) - self.keep)]:
+            remove(self.step_uri(old))
+
+
+def iter_files(uri: str) -> Iterable[str]:
+    fs, path = fs_and_path(uri)
+    return fs.find(path)
