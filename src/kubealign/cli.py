@@ -66,8 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = pipeline_params.resolve(func, defaults, args.config, args.set)
     pipeline_params.check_stage_settings(params, args.graph)
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
-    run_dir, wall = local_run.run_local(func, params, args.pipeline_root)
-    print("\n" + local_run.format_table(local_run.summarise(run_dir), wall))
+    run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root)
+    print("\n" + local_run.format_table(local_run.summarise(run_dir, started), wall))
     report = next(run_dir.glob("evaluate*/report"), None)
     if report:
         print(f"\nevaluation report: {report}")

@@ -16,7 +16,7 @@ from typing import Any
 
 # What each stage's summary table row shows, in order.
 KEY_METRICS = (
-    "accepted", "rejected", "train/loss", "eval/loss", "tokens_per_s", "eval/rewards/accuracies",
+    "total", "accepted", "train", "eval", "train/loss", "eval/loss", "tokens_per_s", "eval/rewards/accuracies",
     "eval/rewards/margins", "pairs/sft/accuracy", "pairs/aligned/accuracy", "pairs/sft/margin",
     "pairs/aligned/margin", "refusal/harmful/sft", "refusal/harmful/aligned", "refusal/benign_edgy/sft",
     "refusal/benign_edgy/aligned", "merged_mib",
@@ -31,8 +31,8 @@ class TaskSummary:
     artifacts: list[str] = field(default_factory=list)
 
 
-def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str) -> tuple[Path, float]:
-    """Run the pipeline; returns the run's folder under pipeline_root and the wall time."""
+def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str) -> tuple[Path, float, float]:
+    """Run the pipeline; returns the run's folder under pipeline_root, start time (epoch s) and wall time."""
     from kfp import local
 
     root = Path(pipeline_root).resolve()
@@ -40,32 +40,35 @@ def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str) ->
     before = {p for p in root.iterdir() if p.is_dir()}
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    t0 = time.perf_counter()
+    started, t0 = time.time(), time.perf_counter()
     pipeline_func(**params)
     wall = time.perf_counter() - t0
     new = sorted((p for p in root.iterdir() if p.is_dir() and p not in before), key=lambda p: p.stat().st_mtime)
-    return (new[-1] if new else root), wall
+    return (new[-1] if new else root), started, wall
 
 
-def summarise(run_dir: Path) -> list[TaskSummary]:
-    """One row per task folder: metrics from its Metrics artifact and summary.json, artifact paths."""
-    rows = []
-    for task_dir in sorted((p for p in run_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime):
+def summarise(run_dir: Path, started: float) -> list[TaskSummary]:
+    """One row per finished task, in finishing order, from the executor_output.json KFP writes.
+
+    The local runner runs tasks one after another, so a task's wall time is the time between the
+    previous task's finish (or the run's start) and its own.
+    """
+    done = sorted((p / "executor_output.json" for p in run_dir.iterdir() if (p / "executor_output.json").exists()),
+                  key=lambda f: f.stat().st_mtime)
+    rows, previous = [], started
+    for out in done:
+        finished = out.stat().st_mtime
         metrics: dict[str, float] = {}
         artifacts = []
-        for out in sorted(task_dir.iterdir()):
-            artifacts.append(str(out))
-            if out.is_file() and out.name == "metrics":
-                try:
-                    raw = json.loads(out.read_text())
-                    metrics.update({k.replace(".", "/"): v for k, v in raw.items() if isinstance(v, (int, float))})
-                except (ValueError, OSError):
-                    pass
-            summary = out / "summary.json" if out.is_dir() else None
-            if summary and summary.exists():
-                data = json.loads(summary.read_text())
-                metrics.setdefault("wall_s", data.get("wall_s", float("nan")))
-        rows.append(TaskSummary(task_dir.name, metrics.pop("wall_s", None), metrics, artifacts))
+        for name, entry in json.loads(out.read_text()).get("artifacts", {}).items():
+            for art in entry.get("artifacts", []):
+                meta = art.get("metadata", {})
+                if name == "metrics":
+                    metrics.update({k.replace(".", "/"): v for k, v in meta.items() if isinstance(v, (int, float))})
+                else:
+                    artifacts.append(art.get("uri", ""))
+        rows.append(TaskSummary(out.parent.name, finished - previous, metrics, artifacts))
+        previous = finished
     return rows
 
 

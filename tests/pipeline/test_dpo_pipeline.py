@@ -1,0 +1,120 @@
+"""The DPO graph: compiled by the real KFP compiler and run by KFP's own local runner.
+
+Real: kfp's compiler, the PipelineSpec proto (strict parse), kfp.local.SubprocessRunner running
+every component in a subprocess, the tiny model and tokenizer, files on disk. W&B is disabled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubealign.cli import main
+from kubealign.pipelines.dpo import dpo_pipeline
+
+EXPECTED_EDGES = {
+    "sft": {"data-prep"},
+    "merge-lora": {"sft"},
+    "dpo": {"merge-lora", "data-prep-2"},
+    "merge-lora-onto": {"merge-lora", "dpo"},
+    "evaluate": {"merge-lora", "merge-lora-onto", "data-prep-2"},
+}
+
+
+def _compile(tmp_path: Path, *extra: str) -> pipeline_spec_pb2.PipelineSpec:
+    out = tmp_path / "dpo.yaml"
+    assert main(["compile", "dpo", "-o", str(out), *extra]) == 0
+    docs = list(yaml.safe_load_all(out.read_text()))
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(docs[0], spec, ignore_unknown_fields=False)  # strict: unknown fields fail
+    return spec
+
+
+def test_compiled_dag(tmp_path: Path) -> None:
+    spec = _compile(tmp_path)
+    assert spec.pipeline_info.name == "kubealign-dpo"
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == {"data-prep", "data-prep-2", *EXPECTED_EDGES}
+    for task, upstream in EXPECTED_EDGES.items():
+        assert set(tasks[task].dependent_tasks) == upstream, task
+    # artifacts flow along the edges, not just ordering
+    dpo_in = tasks["dpo"].inputs.artifacts
+    assert dpo_in["sft_model"].task_output_artifact.producer_task == "merge-lora"
+    assert dpo_in["data"].task_output_artifact.producer_task == "data-prep-2"
+    params = spec.root.input_definitions.parameters
+    assert {"base_model", "sft_data", "preference_data", "lora_rank", "sft_learning_rate", "dpo_learning_rate",
+            "dpo_beta", "dpo_epochs", "max_length", "seed"} <= set(params)
+    assert params["dpo_beta"].default_value.number_value == pytest.approx(0.1)
+    assert params["dpo_loss_type"].default_value.string_value == "sigmoid"
+    # every executor is a Python function calling into kubealign, on the trainer image
+    for name, ex in spec.deployment_spec["executors"].items():
+        container = ex["container"]
+        assert container["image"].startswith("ghcr.io/kubealign/trainer-"), name
+        assert "from kubealign" in container["args"][-1] or "kubealign" in " ".join(container["command"]), name
+    assert tasks["evaluate"].caching_options.enable_cache is False  # evaluate writes the W&B report
+
+
+def test_run_rejects_bad_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["run", "dpo", "--set", "base_model=x", "--set", "sft_data=a.jsonl", "--set", "preference_data=b.jsonl"]
+    assert main([*args, "--set", "dpo_beta=-1"]) == 2
+    assert "parameters (dpo_*): beta: Input should be greater than 0 (got -1.0)" in capsys.readouterr().err
+    assert main([*args, "--set", "lora_rank=many"]) == 2
+    assert "parameter lora_rank: expected an integer, got 'many'" in capsys.readouterr().err
+    assert main([*args, "--set", "dpo_betta=0.2"]) == 2
+    assert "unknown parameter 'dpo_betta'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("e2e-data")
+    topics = ["the sun", "a river", "the moon", "a tree", "my dog", "the city", "python code", "a cat",
+              "water", "a bird", "the sky", "a list"]
+    sft = [{"messages": [{"role": "user", "content": f"Write a short line about {t}."},
+                         {"role": "assistant", "content": f"Here is {t}, simple and short."}]} for t in topics]
+    pref = [{"prompt": f"Explain {t} in one line.", "chosen": f"{t.capitalize()} is simple.",
+             "rejected": "Sorry, I cannot help with that question at all."} for t in topics]
+    (d / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
+    (d / "pref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pref))
+    return {"sft": str(d / "sft.jsonl"), "pref": str(d / "pref.jsonl")}
+
+
+def _metrics(task_dir: Path) -> dict[str, float]:
+    outputs = json.loads((task_dir / "executor_output.json").read_text())["artifacts"]
+    return outputs["metrics"]["artifacts"][0]["metadata"]
+
+
+def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    settings = {
+        "base_model": str(tiny_model_dir), "sft_data": tiny_data["sft"], "preference_data": tiny_data["pref"],
+        "lora_rank": 4, "sft_max_steps": 3, "dpo_max_steps": 3, "batch_size": 4, "max_length": 64,
+        "sft_learning_rate": 0.01, "dpo_learning_rate": 0.01, "eval_fraction": 0.25, "eval_max_new_tokens": 4,
+        "eval_num_samples": 2, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "wandb_mode": "disabled",
+    }
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    assert main(["run", "dpo", "--config", str(config), "--set", "dpo_beta=0.2",
+                 "--pipeline-root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "total wall time" in out and "evaluation report:" in out
+
+    run_dir = next(p for p in root.iterdir() if p.is_dir() and p.name.startswith("kubealign-dpo"))
+    tasks = {p.name for p in run_dir.iterdir() if p.is_dir()}
+    assert {"data-prep", "data-prep-2", "sft", "merge-lora", "dpo", "merge-lora-onto", "evaluate"} <= tasks
+    splits = run_dir / "data-prep-2" / "splits"
+    assert json.loads((splits / "report.json").read_text())["eval"] == 3  # 12 pairs, 25% held out
+    merged = run_dir / "merge-lora-onto" / "merged"
+    assert (merged / "model.safetensors").exists() and (merged / "training_summary.json").exists()
+    # KFP Metrics artifacts: what the Kubeflow UI shows on the run page
+    dpo_metrics = _metrics(run_dir / "dpo")
+    assert dpo_metrics["steps"] == 3 and 0 <= dpo_metrics["eval.rewards.accuracies"] <= 1
+    assert _metrics(run_dir / "evaluate")["pairs.count"] == 3
+    assert "dpo" in out and "rewards/accuracies" in out  # the summary table shows key metrics per stage
+    html = (run_dir / "evaluate" / "report").read_text()
+    assert "SFT vs aligned" in html and "<svg" in html  # summary table and training curves
