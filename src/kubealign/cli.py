@@ -1,8 +1,8 @@
 """The `kubealign` command.
 
     kubealign validate {sft|preference} PATH [--report FILE]
-    kubealign run dpo [--config FILE] [--set key=value ...] [--pipeline-root DIR]
-    kubealign compile dpo -o FILE [--profile FILE]
+    kubealign run {dpo|ppo} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
+    kubealign compile {dpo|ppo} -o FILE [--profile FILE]
     kubealign prepare-demo
 
 Every error a person can fix ends as one line on stderr and exit code 2, no traceback.
@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-GRAPHS = ("dpo",)
+GRAPHS = ("dpo", "ppo")
 
 
 def _pipeline(graph: str, profile_path: str | None = None) -> Any:
@@ -26,6 +26,10 @@ def _pipeline(graph: str, profile_path: str | None = None) -> Any:
         from kubealign.pipelines import dpo
 
         return dpo.build(profile) if profile else dpo.dpo_pipeline
+    if graph == "ppo":
+        from kubealign.pipelines import ppo
+
+        return ppo.build(profile) if profile else ppo.ppo_pipeline
     raise SystemExit(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
 
 
@@ -61,10 +65,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     func = _pipeline(args.graph)
     # Check what the person typed before preparing anything heavy.
-    explicit = pipeline_params.resolve(func, {}, args.config, args.set) if (args.config or args.set) else {}
+    explicit = pipeline_params.resolve(func, {}, args.config, args.set, require=False)
     defaults = {} if {"base_model", "sft_data", "preference_data"} <= explicit.keys() else demo_defaults()
     params = pipeline_params.resolve(func, defaults, args.config, args.set)
     pipeline_params.check_stage_settings(params, args.graph)
+    pipeline_params.check_local_inputs(params)
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
     run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root)
     print("\n" + local_run.format_table(local_run.summarise(run_dir, started), wall))

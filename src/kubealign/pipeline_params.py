@@ -19,6 +19,8 @@ from kubealign.config import (
     DataPrepConfig,
     DPOConfig,
     EvalConfig,
+    PPOConfig,
+    RewardConfig,
     SFTConfig,
     build,
 )
@@ -72,7 +74,7 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 
 def resolve(pipeline_func: Any, defaults: dict[str, Any], config_file: str | None,
-            sets: list[str]) -> dict[str, Any]:
+            sets: list[str], require: bool = True) -> dict[str, Any]:
     """defaults < config file < --set, each key checked against the pipeline's parameters."""
     params = signature_params(pipeline_func)
     merged: dict[str, Any] = {}
@@ -92,7 +94,7 @@ def resolve(pipeline_func: Any, defaults: dict[str, Any], config_file: str | Non
                 raise ConfigError(f"{where}: unknown parameter {key!r}; valid: {', '.join(sorted(params))}")
             merged[key] = _coerce(key, value, params[key].annotation)
     missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in merged]
-    if missing:
+    if missing and require:
         raise ConfigError(f"missing required parameter(s): {', '.join(missing)}")
     return merged
 
@@ -116,10 +118,39 @@ def check_stage_settings(p: dict[str, Any], graph: str) -> None:
         build(EvalConfig, {"beta": full["dpo_beta"], "max_new_tokens": full["eval_max_new_tokens"],
                            "num_samples": full["eval_num_samples"], "num_harmful": full["eval_num_harmful"],
                            "num_benign_edgy": full["eval_num_benign_edgy"]}, where="parameters (eval_*)")
+    if graph == "ppo":
+        build(RewardConfig, {**common, "learning_rate": full["reward_learning_rate"],
+                             "center_coef": full["reward_center_coef"], "epochs": full["reward_epochs"],
+                             "max_steps": full["reward_max_steps"]}, where="parameters (reward_*)")
+        build(PPOConfig, {**common, "batch_size": full["ppo_batch_size"], "learning_rate": full["ppo_learning_rate"],
+                          "kl_coef": full["ppo_kl_coef"], "kl_estimator": full["ppo_kl_estimator"],
+                          "clip_range": full["ppo_clip_range"], "clip_range_value": full["ppo_clip_range_value"],
+                          "vf_coef": full["ppo_vf_coef"], "gamma": full["ppo_gamma"], "lam": full["ppo_lam"],
+                          "rollout_batch_size": full["ppo_rollout_batch_size"], "ppo_epochs": full["ppo_epochs"],
+                          "max_new_tokens": full["ppo_max_new_tokens"], "temperature": full["ppo_temperature"],
+                          "missing_eos_penalty": full["ppo_missing_eos_penalty"], "epochs": full["ppo_prompt_epochs"],
+                          "max_steps": full["ppo_max_steps"], "sample_every": full["ppo_sample_every"]},
+              where="parameters (ppo_*)")
+        build(EvalConfig, {"max_new_tokens": full["eval_max_new_tokens"], "num_samples": full["eval_num_samples"],
+                           "num_harmful": full["eval_num_harmful"], "num_benign_edgy": full["eval_num_benign_edgy"]},
+              where="parameters (eval_*)")
 
 
 def _defaults_of(graph: str) -> dict[str, Any]:
-    from kubealign.pipelines import dpo
+    from kubealign.pipelines import dpo, ppo
 
-    func = {"dpo": dpo.dpo_pipeline}[graph]
+    func = {"dpo": dpo.dpo_pipeline, "ppo": ppo.ppo_pipeline}[graph]
     return {n: p.default for n, p in signature_params(func).items() if p.default is not inspect.Parameter.empty}
+
+
+def check_local_inputs(p: dict[str, Any]) -> None:
+    """Local input paths must exist before a run starts (remote URIs are checked by the stages)."""
+    for key in ("base_model", "sft_data", "preference_data"):
+        uri = p.get(key)
+        if not uri or ("://" in uri and not uri.startswith("file://")):
+            continue
+        path = Path(uri.removeprefix("file://"))
+        if not path.exists():
+            raise ConfigError(f"parameter {key}: {uri} does not exist")
+        if key == "base_model" and not (path / "config.json").exists():
+            raise ConfigError(f"parameter base_model: {uri} is not a model folder (expected config.json inside)")

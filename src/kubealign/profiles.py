@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -48,7 +48,7 @@ IMAGE_UID = 10001
 IMAGE_ALIASES = {"cpu": DEFAULT_IMAGE, "gpu": DEFAULT_GPU_IMAGE}
 
 StageName = Literal["data_prep", "sft", "merge", "reward", "dpo", "ppo", "evaluate", "safety", "publish"]
-STAGES: tuple[str, ...] = StageName.__args__
+STAGES: tuple[str, ...] = get_args(StageName)
 
 # Stages that must run every time unless a profile opts a stage in explicitly: `evaluate` writes the
 # run's report to W&B (a cache hit leaves the dashboard without this run), and `publish` copies the
@@ -284,8 +284,8 @@ class ClusterProfile(_Strict):
     )
     pipeline_root: str | None = Field(
         None,
-        description="Where KFP stores artifacts (s3://..., gs://...); None uses the namespace's kfp-launcher "
-        "ConfigMap (defaultPipelineRoot).",
+        description="Where KFP stores artifacts (s3://..., gs://...), for the pipeline's or the run's "
+        "pipeline_root; None uses the namespace's kfp-launcher ConfigMap (defaultPipelineRoot).",
     )
 
     @model_validator(mode="after")

@@ -67,6 +67,8 @@ def test_run_rejects_bad_parameters(capsys: pytest.CaptureFixture[str]) -> None:
     assert "parameter lora_rank: expected an integer, got 'many'" in capsys.readouterr().err
     assert main([*args, "--set", "dpo_betta=0.2"]) == 2
     assert "unknown parameter 'dpo_betta'" in capsys.readouterr().err
+    assert main(args) == 2  # valid settings, but the inputs are not there: caught before anything runs
+    assert "parameter base_model: x does not exist" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from kubealign import models, storage
+from kubealign import models
 from kubealign.config import TrackingConfig
+from kubealign.data.io import read_jsonl  # noqa: F401  (stages read data_prep's splits through it)
 from kubealign.tracking import Tracker
 
 
@@ -43,12 +44,6 @@ def start(name: str, tracking: TrackingConfig, dtype: str, seed: int, config: di
     resolved = models.pick_dtype(dtype, device)
     print(f"{name}: device={device.type} dtype={str(resolved).removeprefix('torch.')}", flush=True)
     return Stage(name, device, resolved, Tracker(tracking, name, config))
-
-
-def read_jsonl(uri: str) -> list[dict[str, Any]]:
-    """Records written by data_prep (already validated): one JSON object per line."""
-    text = storage.read_bytes(uri).decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @contextlib.contextmanager

