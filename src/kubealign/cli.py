@@ -1,8 +1,9 @@
 """The `kubealign` command.
 
-    kubealign validate {sft|preference} PATH [--report FILE]
+    kubealign validate {sft|preference|safety} PATH [--report FILE]
     kubealign run {dpo|ppo} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
     kubealign compile {dpo|ppo} -o FILE [--profile FILE]
+    kubealign guard --model URI "TEXT" | FILE.jsonl [--response TEXT] [--threshold T] [--json]
     kubealign prepare-demo
 
 Every error a person can fix ends as one line on stderr and exit code 2, no traceback.
@@ -71,12 +72,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline_params.check_stage_settings(params, args.graph)
     pipeline_params.check_local_inputs(params)
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
-    run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root)
+    run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache)
     print("\n" + local_run.format_table(local_run.summarise(run_dir, started), wall))
     report = next(run_dir.glob("evaluate*/report"), None)
     if report:
         print(f"\nevaluation report: {report}")
     return 0
+
+
+def cmd_guard(args: argparse.Namespace) -> int:
+    from kubealign.safety.classifier import guard_command
+
+    return guard_command(args.model, args.input, response=args.response, threshold=args.threshold,
+                         as_json=args.json)
 
 
 def cmd_prepare_demo(args: argparse.Namespace) -> int:
@@ -103,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML/JSON file of pipeline parameters")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
     r.add_argument("--pipeline-root", default="out/local", help="where task outputs go (default out/local)")
+    r.add_argument("--cache", action="store_true",
+                   help="reuse finished tasks with unchanged inputs from an earlier local run (KFP local cache)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compile", help="compile a graph to KFP pipeline YAML")
@@ -111,8 +121,20 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", help="cluster profile YAML (manifests/profiles/*.yaml)")
     c.set_defaults(func=cmd_compile)
 
+    g = sub.add_parser("guard", help="judge a text (or each record of a JSONL file) with a safety classifier")
+    g.add_argument("input", help="text of a user message, or a JSONL file of {messages} / {prompt, response} records")
+    g.add_argument("--model", required=True, help="classifier model folder/URI (the safety stage's output)")
+    g.add_argument("--response", help="judge this agent reply to the text instead of the text itself")
+    g.add_argument("--threshold", type=float, help="unsafe when P(unsafe) >= this (default: saved with the model)")
+    g.add_argument("--json", action="store_true", help="one JSON object per input")
+    g.set_defaults(func=cmd_guard)
+
     d = sub.add_parser("prepare-demo", help="convert the demo model (SmolLM2-135M-Instruct) once")
     d.set_defaults(func=cmd_prepare_demo)
+
+    from kubealign.cli_server import add_server_commands
+
+    add_server_commands(sub)  # upload, submit, schedule: a Kubeflow Pipelines API server
     return p
 
 

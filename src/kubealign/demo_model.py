@@ -57,7 +57,12 @@ def prepare_demo_model(out_dir: Path = DEMO_DIR) -> Path:
     print(f"demo model: converting {gguf.name} to safetensors in {out_dir} (once)", flush=True)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    config = loaded.config
+    # The weights are de-quantised now; a leftover gguf quantization_config would make transformers
+    # treat the saved model as quantised and refuse to save it again (e.g. after a LoRA merge).
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.generation_config.pad_token_id = tok.pad_token_id
     out_dir.parent.mkdir(parents=True, exist_ok=True)

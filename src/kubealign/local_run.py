@@ -31,19 +31,24 @@ class TaskSummary:
     artifacts: list[str] = field(default_factory=list)
 
 
-def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str) -> tuple[Path, float, float]:
+def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
+              cache: bool = False) -> tuple[Path, float, float]:
     """Run the pipeline; returns the run's folder under pipeline_root, start time (epoch s) and wall time."""
     from kfp import local
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     before = {p for p in root.iterdir() if p.is_dir()}
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    # With cache=True a rerun reuses tasks whose component and inputs are unchanged (KFP's local
+    # cache under <root>/.kfp_cache); code changes inside kubealign do not invalidate it.
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True,
+               enable_caching=cache)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started, t0 = time.time(), time.perf_counter()
     pipeline_func(**params)
     wall = time.perf_counter() - t0
-    new = sorted((p for p in root.iterdir() if p.is_dir() and p not in before), key=lambda p: p.stat().st_mtime)
+    new = sorted((p for p in root.iterdir() if p.is_dir() and p not in before and not p.name.startswith(".")),
+                 key=lambda p: p.stat().st_mtime)
     return (new[-1] if new else root), started, wall
 
 

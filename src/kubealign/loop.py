@@ -96,20 +96,26 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# Public names for loops that keep their own checkpoint layout (the PPO stage) but share the RNG handling.
+rng_state = _rng_state
+set_rng_state = _set_rng_state
+
+
 def _save_checkpoint(store: storage.CheckpointStore, step: int, model: torch.nn.Module,
-                     opt: torch.optim.Optimizer, sched: Any, position: int) -> None:
+                     opt: torch.optim.Optimizer, sched: Any, position: int, history: list[dict[str, float]]) -> None:
     trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(
             {"trainable": trainable, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "rng": _rng_state(), "step": step, "micro_batch": position},
+             "rng": _rng_state(), "step": step, "micro_batch": position, "history": history},
             Path(tmp) / "state.pt",
         )
         store.save(step, tmp, meta={"micro_batch": position})
 
 
 def _load_checkpoint(store: storage.CheckpointStore, step: int, model: torch.nn.Module,
-                     opt: torch.optim.Optimizer, sched: Any) -> None:
+                     opt: torch.optim.Optimizer, sched: Any) -> list[dict[str, float]]:
+    """Restore the state saved at `step`; returns the metric history up to that step."""
     with tempfile.TemporaryDirectory() as tmp:
         store.load(step, tmp)
         state = torch.load(Path(tmp) / "state.pt", map_location="cpu", weights_only=False)
@@ -120,6 +126,7 @@ def _load_checkpoint(store: storage.CheckpointStore, step: int, model: torch.nn.
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     _set_rng_state(state["rng"])
+    return list(state.get("history", []))
 
 
 def train(
@@ -149,7 +156,8 @@ def train(
     start = 0
     resumed = store.latest() if store else None
     if store and resumed is not None:
-        _load_checkpoint(store, resumed, model, opt, sched)
+        # the curves in reports cover the whole run, not just the part after the restart
+        tracker.history[:0] = _load_checkpoint(store, resumed, model, opt, sched)
         start = resumed
         print(f"{desc}: resuming from step {resumed} of {steps} ({store.step_uri(resumed)})", flush=True)
 
@@ -183,9 +191,11 @@ def train(
         bar.set_postfix(loss=f"{sums['loss']:.4f}", lr=f"{lr:.2e}")
         bar.update(1)
         if store and ((cfg.save_every and done % cfg.save_every == 0) or done == steps):
-            _save_checkpoint(store, done, model, opt, sched, done * cfg.grad_accum)
+            _save_checkpoint(store, done, model, opt, sched, done * cfg.grad_accum, tracker.history)
         if on_step:
             on_step(done)
     bar.close()
     tps = tokens_total / time_total if time_total else 0.0
+    if not last and tracker.history:  # resumed from the final checkpoint: nothing left to run
+        last = {k: v for k, v in tracker.history[-1].items() if k != "step"}
     return LoopResult(steps=steps, resumed_from=resumed, metrics=last, history=tracker.history, tokens_per_s=tps)

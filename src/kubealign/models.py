@@ -42,27 +42,34 @@ def pick_dtype(setting: str = "auto", device: torch.device | None = None) -> tor
     return torch.float32
 
 
-def resolve_model_dir(uri: str) -> Path:
-    """A local folder holding the model at `uri`, copying remote URIs into the cache once."""
+def local_copy(uri: str) -> Path:
+    """A local folder with the contents of `uri`; remote folders are copied into the cache once."""
     if storage.is_local(uri):
         path = storage.local_path(uri)
         if not path.is_dir():
             raise ModelError(f"{uri}: model folder not found (expected a folder with config.json)")
-    else:
-        key = hashlib.sha256(uri.encode()).hexdigest()[:16]
-        path = CACHE_DIR / "models" / key
-        if not (path / ".complete").exists():
-            try:
-                storage.download_dir(uri, path)
-            except storage.StorageError as err:
-                raise ModelError(str(err)) from None
-            (path / ".complete").write_text(uri)
+        return path
+    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    path = CACHE_DIR / "models" / key
+    if not (path / ".complete").exists():
+        try:
+            storage.download_dir(uri, path)
+        except storage.StorageError as err:
+            raise ModelError(str(err)) from None
+        (path / ".complete").write_text(uri)
+    return path
+
+
+def resolve_model_dir(uri: str) -> Path:
+    """A local folder holding the model (or adapter) at `uri`."""
+    path = local_copy(uri)
     if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
         raise ModelError(f"{uri}: not a model folder: no config.json (model) or adapter_config.json (adapter)")
     return path
 
 
 def load_tokenizer(model_dir: str | Path) -> Any:
+    """The tokenizer of a local model folder; it must carry a chat template."""
     from transformers import AutoTokenizer
 
     try:

@@ -163,3 +163,21 @@ def test_wandb_offline_run_files(tiny_model_dir: Path, data: dict[str, str], tmp
     assert [r["_step"] for r in rows] == [1, 2]
     assert {"loss", "lr", "grad_norm", "tokens_per_s"} <= rows[0].keys()
     assert run["summary"]["steps"] == 2
+
+
+def test_dpo_resumes_after_interruption(merged_sft: Path, data: dict[str, str], tmp_path: Path) -> None:
+    cfg = DPOConfig.model_validate({"learning_rate": 5e-3, "max_steps": 4, "batch_size": 2, "save_every": 1,
+                                    "max_length": 64, "lora": LORA, "tracking": OFF,
+                                    "checkpoint_uri": str(tmp_path / "ckpt")})
+
+    def stop_at_2(step: int) -> None:
+        if step == 2:
+            raise KeyboardInterrupt("simulated preemption")
+
+    with pytest.raises(KeyboardInterrupt):
+        dpo.run(cfg, str(merged_sft), data["pref"], str(tmp_path / "out"), on_step=stop_at_2)
+    seen: list[int] = []
+    dpo.run(cfg, str(merged_sft), data["pref"], str(tmp_path / "out"), on_step=seen.append)
+    assert seen == [3, 4]
+    history = json.loads((tmp_path / "out" / "summary.json").read_text())["history"]
+    assert [h["step"] for h in history] == [1, 2, 3, 4]  # curves cover the whole run across the restart

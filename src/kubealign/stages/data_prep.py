@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,7 @@ from kubealign.data.validate import (
     summary_line,
     validate,
 )
-from kubealign.storage import StorageError, download_dir, is_local, join, local_path, remove, write_json
+from kubealign.storage import StorageError, join, remove, write_json
 
 Accepted = list[tuple[int, dict[str, Any]]]
 OUTPUT_FILES = ("train.jsonl", "eval.jsonl")
@@ -44,14 +43,10 @@ class DataPrepError(ValueError):
 
 
 def load_tokenizer(uri: str) -> Any:
-    """A tokenizer from a local folder, an object-store folder (copied locally) or a hub id."""
-    from transformers import AutoTokenizer
+    """The tokenizer at a local folder or any fsspec URI (s3://, gs://, hf://; copied locally once)."""
+    from kubealign import models
 
-    if uri.startswith("hf://"):
-        return AutoTokenizer.from_pretrained(uri[len("hf://"):])
-    if "://" in uri and not is_local(uri):
-        uri = str(download_dir(uri, tempfile.mkdtemp(prefix="kubealign-tokenizer-")))
-    return AutoTokenizer.from_pretrained(str(local_path(uri)))
+    return models.load_tokenizer(models.local_copy(uri))
 
 
 def _bucket(key: str, seed: int) -> str:
