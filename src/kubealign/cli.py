@@ -5,6 +5,9 @@
     kubealign compile {dpo|ppo} -o FILE [--profile FILE]
     kubealign guard --model URI "TEXT" | FILE.jsonl [--response TEXT] [--threshold T] [--json]
     kubealign prepare-demo
+    kubealign upload dpo --host URL [--profile FILE]
+    kubealign submit dpo --host URL --experiment NAME [--set key=value ...]
+    kubealign schedule dpo --host URL --cron EXPR [--set key=value ...]
 
 Every error a person can fix ends as one line on stderr and exit code 2, no traceback.
 """
