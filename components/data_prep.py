@@ -1,12 +1,11 @@
 """KFP component: validate records, dedupe, split, report every rejected row."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
-from kubealign.profiles import DEFAULT_IMAGE
+from kubealign.kfp_support import component
 
 
-@dsl.component(base_image=DEFAULT_IMAGE)
+@component()
 def data_prep(
     kind: str,
     input_uri: str,

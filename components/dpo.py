@@ -1,12 +1,11 @@
 """KFP component: DPO (and IPO / hinge / robust variants) on a LoRA adapter over the SFT model."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from kubealign.profiles import DEFAULT_GPU_IMAGE
+from kubealign.kfp_support import component
 
 
-@dsl.component(base_image=DEFAULT_GPU_IMAGE)
+@component(gpu=True)
 def dpo(
     sft_model: Input[Model],
     data: Input[Dataset],

@@ -4,13 +4,12 @@ Two entry points because the base arrives either as a URI (the pipeline's base m
 artifact of an earlier stage (the merged SFT model under the DPO adapter).
 """
 
-from kfp import dsl
 from kfp.dsl import Input, Model, Output
 
-from kubealign.profiles import DEFAULT_IMAGE
+from kubealign.kfp_support import component
 
 
-@dsl.component(base_image=DEFAULT_IMAGE)
+@component()
 def merge_lora(base_model: str, adapter: Input[Model], merged: Output[Model], dtype: str = "float32"):
     """Base given as a URI (local path, s3://, gs://...)."""
     from kubealign.config import MergeConfig, build
@@ -19,7 +18,7 @@ def merge_lora(base_model: str, adapter: Input[Model], merged: Output[Model], dt
     stage.run(build(MergeConfig, {"dtype": dtype}, where="merge parameters"), base_model, adapter.path, merged.path)
 
 
-@dsl.component(base_image=DEFAULT_IMAGE)
+@component()
 def merge_lora_onto(base: Input[Model], adapter: Input[Model], merged: Output[Model], dtype: str = "float32"):
     """Base given as the model artifact of an earlier stage."""
     from kubealign.config import MergeConfig, build

@@ -1,12 +1,11 @@
 """KFP component: supervised fine-tuning with a LoRA adapter (or full weights)."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from kubealign.profiles import DEFAULT_GPU_IMAGE
+from kubealign.kfp_support import component
 
 
-@dsl.component(base_image=DEFAULT_GPU_IMAGE)
+@component(gpu=True)
 def sft(
     base_model: str,
     data: Input[Dataset],

@@ -26,3 +26,16 @@ def log_metrics(artifact: Any, metrics: dict[str, float]) -> None:
     for key, value in sorted(metrics.items()):
         if isinstance(value, (int, float)) and math.isfinite(value):
             artifact.log_metric(kfp_metric_name(key), float(value))
+
+
+def component(gpu: bool = False) -> Any:
+    """`@dsl.component` on the trainer image, which already has kfp and kubealign installed.
+
+    install_kfp_package=False: without it every task starts with `pip install kfp`, which the
+    local runner would run into this environment and a cluster pod would fetch from PyPI.
+    """
+    from kfp import dsl
+
+    from kubealign.profiles import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE
+
+    return dsl.component(base_image=DEFAULT_GPU_IMAGE if gpu else DEFAULT_IMAGE, install_kfp_package=False)
