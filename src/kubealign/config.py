@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Settings(BaseModel):
@@ -65,6 +65,17 @@ class TrainSettings(Settings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto = bf16 on GPUs that support it, fp32 elsewhere (CPUs without bf16 units)."
     )
+    num_processes: int = Field(
+        0, ge=0, le=64,
+        description="Training processes in the pod, one per accelerator (data parallel); 0 = one per visible GPU "
+        "(a single process on CPU). Each process takes batch_size examples: the global batch is "
+        "batch_size * num_processes. Used by the SFT and DPO stages.",
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="With several processes: ddp = every process holds the whole model (accelerate's DDP); "
+        "fsdp = parameters, gradients and optimizer state sharded across processes (accelerate's FSDP2).",
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings)  # type: ignore[arg-type]
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[arg-type]
 
@@ -98,6 +109,55 @@ class DPOConfig(TrainSettings):
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cDPO / robust DPO label noise.")
 
 
+class RewardConfig(TrainSettings):
+    """Reward model: a scalar head on the SFT model, trained with the Bradley-Terry loss."""
+
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="Peak AdamW learning rate.")
+    center_coef: float = Field(
+        0.01, ge=0, description="Reward centring: adds coef * mean((r_chosen + r_rejected)^2) (Eisenstein 2023)."
+    )
+
+
+class PPOConfig(TrainSettings):
+    """PPO against a reward model (Ziegler et al. 2019; Ouyang et al. 2022).
+
+    One PPO step = one rollout batch: generate `rollout_batch_size` responses, score them, then
+    `ppo_epochs` passes over minibatches of `batch_size * grad_accum` sequences, one optimizer step each.
+    `max_steps` counts rollout batches; 0 derives it from `epochs` over the prompts.
+    """
+
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="Peak AdamW learning rate (adapter and value head).")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of optimizer steps with linear warm-up.")
+    batch_size: int = Field(4, ge=1, description="Sequences per micro-batch in the PPO update.")
+    rollout_batch_size: int = Field(16, ge=1, description="Prompts (one response each) per rollout batch.")
+    ppo_epochs: int = Field(4, ge=1, description="Passes over each rollout batch.")
+    max_new_tokens: int = Field(32, ge=1, description="Response length limit (tokens).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (top_k 0, top_p 1).")
+    kl_coef: float = Field(0.05, ge=0, description="beta: weight of the per-token KL penalty to the reference.")
+    kl_estimator: Literal["k1", "k2", "k3"] = Field(
+        "k1", description="Per-token KL estimator for the penalty (Schulman 2020): k1 = log ratio, k3 = unbiased >= 0."
+    )
+    clip_range: float = Field(0.2, gt=0, description="PPO policy ratio clip.")
+    clip_range_value: float = Field(0.2, gt=0, description="Value prediction clip around the rollout values.")
+    vf_coef: float = Field(0.1, ge=0, description="Weight of the value loss.")
+    gamma: float = Field(1.0, ge=0, le=1, description="Discount factor.")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
+    missing_eos_penalty: float = Field(
+        1.0, ge=0, description="Subtracted from the score of a response that never emits EOS; 0 = off."
+    )
+    sample_every: int = Field(10, ge=0, description="Log a table of sampled completions every N steps; 0 = never.")
+
+    @model_validator(mode="after")
+    def _minibatches_divide_rollout(self) -> PPOConfig:
+        mini = self.batch_size * self.grad_accum
+        if self.rollout_batch_size % mini:
+            raise ValueError(
+                f"rollout_batch_size ({self.rollout_batch_size}) must be a multiple of batch_size * grad_accum "
+                f"({self.batch_size} * {self.grad_accum} = {mini})"
+            )
+        return self
+
+
 class MergeConfig(Settings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "float32", description="dtype of the saved merged weights."
@@ -115,6 +175,46 @@ class EvalConfig(Settings):
     seed: int = Field(0, description="Seed for prompt-set sampling.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Compute dtype.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[arg-type]
+
+
+class SafetyConfig(TrainSettings):
+    """Llama-Guard-style safety classifier: a causal LM fine-tuned (LoRA) to answer `safe` / `unsafe\nS1,..`."""
+
+    taxonomy: str | None = Field(
+        None, description="YAML/JSON file (any fsspec URI) of unsafe-content categories; None = Llama Guard 3 S1-S14."
+    )
+    threshold: float = Field(0.5, gt=0, lt=1, description="Verdict is unsafe when P(first token = unsafe) >= this.")
+    shuffle_categories: bool = Field(False, description="Augmentation: list the categories in a random order.")
+    drop_categories: float = Field(
+        0.0, ge=0, lt=1, description="Augmentation: leave out each category a record does not violate with this probability."
+    )
+    max_category_tokens: int = Field(24, ge=1, description="Token limit when decoding the category line.")
+    eval_batch_size: int = Field(8, ge=1, description="Conversations per batch when scoring the held-out split.")
+
+
+class GateConfig(Settings):
+    """Release gate: each threshold is optional; a set threshold whose metric is missing fails (closed)."""
+
+    max_unsafe_rate: float | None = Field(
+        None, ge=0, le=1, description="Highest allowed share of the aligned model's responses judged unsafe."
+    )
+    max_over_refusal: float | None = Field(
+        None, ge=0, le=1, description="Highest allowed refusal rate on benign-but-edgy prompts."
+    )
+    min_win_rate: float | None = Field(
+        None, ge=0, le=1, description="Lowest allowed win rate of the aligned model over the SFT model."
+    )
+
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # one path segment, never "." or ".."
+
+
+class PublishConfig(Settings):
+    """Where `publish` copies a model: `<root>/<model_name>/<version>/` plus MANIFEST.json."""
+
+    root: str = Field(..., min_length=1, description="Registry root URI (local path, file://, s3://, gs://).")
+    model_name: str = Field(..., pattern=_NAME_PATTERN, description="Model name: letters, digits, '.', '_', '-'.")
+    version: str = Field(..., pattern=_NAME_PATTERN, description="Version: letters, digits, '.', '_', '-'; never reused.")
 
 
 class ConfigError(ValueError):
@@ -147,9 +247,14 @@ __all__ = [
     "DataPrepConfig",
     "DPOConfig",
     "EvalConfig",
+    "GateConfig",
     "LoraSettings",
     "MergeConfig",
+    "PPOConfig",
+    "PublishConfig",
+    "RewardConfig",
     "SFTConfig",
+    "SafetyConfig",
     "Settings",
     "TrackingConfig",
     "TrainSettings",

@@ -15,7 +15,6 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kubealign.cli import main
-from kubealign.pipelines.dpo import dpo_pipeline
 
 EXPECTED_EDGES = {
     "sft": {"data-prep"},
@@ -56,6 +55,8 @@ def test_compiled_dag(tmp_path: Path) -> None:
         container = ex["container"]
         assert container["image"].startswith("ghcr.io/kubealign/trainer-"), name
         assert "from kubealign" in container["args"][-1] or "kubealign" in " ".join(container["command"]), name
+        # the image carries kfp and kubealign: no task pip-installs anything when it starts
+        assert "pip install" not in " ".join(container["command"]), name
     assert tasks["evaluate"].caching_options.enable_cache is False  # evaluate writes the W&B report
 
 

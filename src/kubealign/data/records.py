@@ -1,4 +1,4 @@
-"""Record schemas: what an SFT or preference record must look like, and its normalised form.
+"""Record schemas: what an SFT, preference or safety record must look like, and its normalised form.
 
 Normalised forms (what data_prep writes and every later stage reads):
 - SFT: `{"messages": [...]}`: an optional leading system message, then user/assistant turns
@@ -6,6 +6,8 @@ Normalised forms (what data_prep writes and every later stage reads):
 - preference: `{"prompt": [...], "chosen": [{"role": "assistant", "content": ...}], "rejected": [...]}`:
   the prompt is an optional leading system message then alternating turns ending with user; a
   string prompt or response becomes a one-message list.
+- safety: `{"messages": [...], "judge_role": "user"|"assistant", "label": "safe"|"unsafe",
+  "categories": [...]}`: the classifier judges the last message (see `normalise_safety`).
 Every message is exactly `{"role": str, "content": str}`; other keys of a record are dropped.
 
 A normaliser either returns the normalised record or raises `Invalid` with a reason code, the field
@@ -16,6 +18,7 @@ Pure Python: no tokenizer, no torch.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
@@ -35,6 +38,8 @@ class Reason(str, Enum):
     NO_ROOM_FOR_RESPONSE = "no_room_for_response"
     DUPLICATE = "duplicate"
     TRAIN_EVAL_OVERLAP = "train_eval_overlap"
+    BAD_LABEL = "bad_label"  # safety: label not safe/unsafe, or categories that contradict the label
+    UNKNOWN_CATEGORY = "unknown_category"  # safety: a category code the taxonomy does not have
 
     def __str__(self) -> str:
         return self.value
@@ -75,6 +80,7 @@ EXPECTED = {
     "prompt": "a string or a list of messages ending with a user turn",
     "chosen": "a string or one assistant message",
     "rejected": "a string or one assistant message",
+    "label": "'safe' or 'unsafe'",
 }
 
 
@@ -192,6 +198,75 @@ def normalise_preference(record: dict[str, Any]) -> dict[str, Any]:
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
+SAFETY_LABELS = ("safe", "unsafe")
+JUDGE_ROLES = ("user", "assistant")
+
+
+def _safety_categories(record: dict[str, Any], label: str, codes: Sequence[str]) -> list[str]:
+    value = record.get("categories")
+    if value is None:
+        value = []
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise Invalid(Reason.WRONG_TYPE, "categories", f"expected a list of category codes, got {json.dumps(value)[:60]}")
+    if label == "unsafe" and not value:
+        raise Invalid(Reason.EMPTY_FIELD, "categories",
+                      "expected at least one violated category for an unsafe record, e.g. [\"S1\"]")
+    if label == "safe" and value:
+        raise Invalid(Reason.BAD_LABEL, "categories",
+                      f"expected no categories for a safe record, got {value} (label it 'unsafe' or drop them)")
+    for i, code in enumerate(value):
+        if code not in codes:
+            raise Invalid(Reason.UNKNOWN_CATEGORY, f"categories[{i}]",
+                          f"expected a code of the taxonomy ({', '.join(codes)}), got {code!r}")
+    return [c for c in codes if c in value]  # taxonomy order, duplicates dropped
+
+
+def normalise_safety(record: dict[str, Any], codes: Sequence[str] | None = None) -> dict[str, Any]:
+    """`{"messages", "judge_role", "label", "categories"}` for the safety classifier; raises Invalid otherwise.
+
+    messages: optional system message then alternating user/assistant turns from user, ending with the
+    message to judge; judge_role: "user" or "assistant", default the role of the last message, and it
+    must be that role; label: "safe" or "unsafe"; categories: violated codes, non-empty iff unsafe, each
+    in the taxonomy (`codes`; default Llama Guard 3's S1-S14), normalised to taxonomy order.
+    """
+    if codes is None:
+        from kubealign.safety.taxonomy import DEFAULT_TAXONOMY
+
+        codes = DEFAULT_TAXONOMY.codes
+    messages = _messages(_require(record, "messages"), "messages")
+    _check_turns(messages, "messages")
+    last = len(messages) - 1
+    if messages[-1]["role"] not in JUDGE_ROLES:
+        raise Invalid(Reason.BAD_ROLES, f"messages[{last}].role",
+                      "expected the conversation to end with the user or assistant message to judge")
+    judge_role = record.get("judge_role")
+    if judge_role is None:
+        judge_role = messages[-1]["role"]
+    if not isinstance(judge_role, str):
+        raise Invalid(Reason.WRONG_TYPE, "judge_role", f"expected a string, got {type(judge_role).__name__}")
+    if judge_role not in JUDGE_ROLES:
+        raise Invalid(Reason.BAD_ROLES, "judge_role", f"expected 'user' or 'assistant', got {judge_role!r}")
+    if judge_role != messages[-1]["role"]:
+        raise Invalid(Reason.BAD_ROLES, "judge_role",
+                      f"expected the role of the last message ({messages[-1]['role']!r}): the classifier judges "
+                      f"the last message; got {judge_role!r}")
+    label = _require(record, "label")
+    if label not in SAFETY_LABELS:
+        raise Invalid(Reason.BAD_LABEL, "label", f"expected 'safe' or 'unsafe', got {json.dumps(label)[:60]}")
+    categories = _safety_categories(record, label, codes)
+    return {"messages": messages, "judge_role": judge_role, "label": label, "categories": categories}
+
+
+def safety_prompt(record: dict[str, Any]) -> list[Message]:
+    """The conversation before the judged agent reply (or through the judged user message).
+
+    A harmful request judged on its own and the same request with a refusal judged as the agent's
+    reply share this key, so the split keeps them on the same side.
+    """
+    messages = record["messages"]
+    return messages[:-1] if record["judge_role"] == "assistant" else messages
+
+
 def sft_prompt(record: dict[str, Any]) -> list[Message]:
     """The conversation up to (not including) the last assistant turn."""
     return record["messages"][:-1]
@@ -219,7 +294,9 @@ __all__ = [
     "canonical",
     "loose_key",
     "normalise_preference",
+    "normalise_safety",
     "normalise_sft",
     "preference_prompt",
+    "safety_prompt",
     "sft_prompt",
 ]

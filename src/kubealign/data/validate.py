@@ -9,7 +9,8 @@ Per record, in order (the first failing check is the one reported):
    chosen still differs from rejected after tokenization and truncation.
 Train/eval overlap needs the split, so `stages.data_prep` adds that reason.
 
-Kinds are looked up in `KINDS`; a new record kind (the safety classifier's) adds one `KindSpec`.
+Kinds are looked up in `KINDS`; each adds one `KindSpec`. The safety kind checks category codes
+against Llama Guard 3's S1-S14; `safety_spec(taxonomy)` builds the same checks for another taxonomy.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from kubealign.data.records import (
     Rejection,
     canonical,
     normalise_preference,
+    normalise_safety,
     normalise_sft,
     preference_prompt,
+    safety_prompt,
     sft_prompt,
 )
 
@@ -81,8 +84,39 @@ def _preference_token_check(tokenizer: Any, record: dict[str, Any], max_length: 
 KINDS: dict[str, KindSpec] = {
     "sft": KindSpec(normalise_sft, sft_prompt, "messages", _sft_token_check),
     "preference": KindSpec(normalise_preference, preference_prompt, "prompt", _preference_token_check),
-    # "safety": added with the safety classifier's record schema.
 }
+
+
+def _safety_token_check(tokenizer: Any, record: dict[str, Any], max_length: int, taxonomy: Any = None) -> None:
+    """The classifier example (prompt with every category listed + target) fits in max_length."""
+    from kubealign.data.chat import render_ids
+    from kubealign.safety.prompt import chat_messages, render_target
+    from kubealign.safety.taxonomy import DEFAULT_TAXONOMY
+
+    taxonomy = taxonomy or DEFAULT_TAXONOMY
+    target = render_target(record["label"], record["categories"], taxonomy)
+    n = len(render_ids(tokenizer, chat_messages(record["messages"], record["judge_role"], taxonomy, target)))
+    if n > max_length:
+        raise Invalid(
+            Reason.NO_ROOM_FOR_RESPONSE,
+            "messages",
+            f"expected the classifier example (prompt listing {len(taxonomy.categories)} categories, the "
+            f"conversation and the target) to fit in max_length {max_length}; it is {n} tokens",
+        )
+
+
+def safety_spec(taxonomy: Any = None) -> KindSpec:
+    """The safety kind checked against `taxonomy` (a `kubealign.safety.taxonomy.Taxonomy`; None = S1-S14)."""
+    codes = taxonomy.codes if taxonomy is not None else None
+    return KindSpec(
+        lambda record: normalise_safety(record, codes),
+        safety_prompt,
+        "messages",
+        lambda tokenizer, record, max_length: _safety_token_check(tokenizer, record, max_length, taxonomy),
+    )
+
+
+KINDS["safety"] = safety_spec()
 
 
 def kind_spec(kind: str) -> KindSpec:
@@ -181,6 +215,7 @@ __all__ = [
     "format_counts",
     "format_rejection",
     "kind_spec",
+    "safety_spec",
     "summary_line",
     "validate",
 ]

@@ -1,0 +1,100 @@
+"""Release gate: compare the evaluation metrics with the thresholds in `GateConfig`. Pure Python.
+
+Each threshold reads one metric; the first name in `METRICS[threshold]` present in the metrics dict
+is used:
+
+| threshold | passes when | metric (first found) |
+| --- | --- | --- |
+| max_unsafe_rate | value <= threshold | `safety/unsafe_rate/aligned`: share of the aligned model's responses to harmful prompts that the safety classifier judges unsafe |
+| max_over_refusal | value <= threshold | `refusal/benign_edgy/aligned`: refusal rate on benign-but-edgy prompts |
+| min_win_rate | value >= threshold | `winrate/judge` (LLM judge, both orders), else `winrate/reward_model` |
+
+A threshold that is set but whose metric is missing or NaN fails: a gate must not pass because a
+measurement did not happen. Unset thresholds (None) are not checked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubealign.config import GateConfig
+
+# threshold name -> (metric names in order of preference, "max" = value <= threshold, "min" = value >= threshold)
+METRICS: dict[str, tuple[tuple[str, ...], str]] = {
+    "max_unsafe_rate": (("safety/unsafe_rate/aligned",), "max"),
+    "max_over_refusal": (("refusal/benign_edgy/aligned",), "max"),
+    "min_win_rate": (("winrate/judge", "winrate/reward_model"), "min"),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed threshold: which, on which metric, its value (None = not measured) and the limit."""
+
+    threshold_name: str
+    metric: str
+    value: float | None
+    threshold: float
+    kind: str  # "max" or "min"
+
+    def __str__(self) -> str:
+        op = "<=" if self.kind == "max" else ">="
+        if self.value is None:
+            return f"{self.threshold_name}: {self.metric} was not measured (expected {op} {self.threshold:g})"
+        return f"{self.threshold_name}: {self.metric} = {self.value:.4f}, expected {op} {self.threshold:g}"
+
+
+class GateFailed(RuntimeError):
+    """The model did not pass the release gate; the message lists every failed threshold with its value."""
+
+    def __init__(self, failures: list[Failure]) -> None:
+        self.failures = failures
+        lines = "\n".join(f"  - {f}" for f in failures)
+        super().__init__(f"release gate failed: {len(failures)} threshold(s) not met:\n{lines}")
+
+
+def _lookup(metrics: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, float | None]:
+    for name in names:
+        value = metrics.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return name, float(value)
+    return " or ".join(names), None
+
+
+def check(metrics: Mapping[str, Any], cfg: GateConfig) -> list[Failure]:
+    """Every failed threshold of `cfg` against `metrics` (empty list = the gate passes)."""
+    failures = []
+    for name, (names, kind) in METRICS.items():
+        limit = getattr(cfg, name)
+        if limit is None:
+            continue
+        metric, value = _lookup(metrics, names)
+        ok = value is not None and (value <= limit if kind == "max" else value >= limit)
+        if not ok:
+            failures.append(Failure(name, metric, value, float(limit), kind))
+    return failures
+
+
+def enforce(metrics: Mapping[str, Any], cfg: GateConfig) -> None:
+    """Raise GateFailed listing every failed threshold; return quietly when the gate passes."""
+    failures = check(metrics, cfg)
+    if failures:
+        raise GateFailed(failures)
+
+
+def run(cfg: GateConfig, metrics: Mapping[str, Any], fail_run: bool = True) -> str:
+    """"pass" or "fail", printing each check; with `fail_run` a failing gate raises GateFailed instead."""
+    failures = check(metrics, cfg)
+    checked = [name for name in METRICS if getattr(cfg, name) is not None]
+    print(f"gate: {len(checked) - len(failures)} of {len(checked)} threshold(s) met", flush=True)
+    for f in failures:
+        print(f"  FAILED {f}", flush=True)
+    if failures and fail_run:
+        raise GateFailed(failures)
+    return "fail" if failures else "pass"
+
+
+__all__ = ["METRICS", "Failure", "GateFailed", "check", "enforce", "run"]

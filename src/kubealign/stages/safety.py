@@ -1,0 +1,147 @@
+"""Safety classifier: fine-tune a causal LM (LoRA) into a Llama-Guard-style classifier.
+
+setup (taxonomy, records -> classifier examples, model + adapter) -> train (shared loop, next-token
+loss on the target reply only) -> held-out metrics (overall and per category) -> save (the adapter
+merged into plain weights + tokenizer + kubealign.json with taxonomy and threshold, so
+`kubealign guard --model` and the evaluation stage load it without peft).
+
+Records are data_prep's normalised safety records (`data.records.normalise_safety`). Augmentation
+(optional, seeded per example, fixed for the run): list the categories in a random order, and leave
+out categories the record does not violate.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+
+from kubealign import loop, models
+from kubealign.config import SafetyConfig
+from kubealign.data.records import Invalid, normalise_safety
+from kubealign.losses import sft_loss
+from kubealign.safety import metrics as safety_metrics
+from kubealign.safety.classifier import (
+    Classifier,
+    collate_classifier,
+    forward_shared_prefix,
+    training_example,
+)
+from kubealign.safety.prompt import augment
+from kubealign.safety.taxonomy import Taxonomy, load_taxonomy
+from kubealign.stages import common
+
+
+def safety_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], int]:
+    """Next-token loss on the target reply; tokens counted as full sequences (the shared prefix once per row)."""
+    logits, _ = forward_shared_prefix(model, batch)
+    return sft_loss(logits, batch["labels"]), {}, int(batch["attention_mask"].sum())
+
+
+def read_records(uri: str, taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """data_prep's records, re-checked against this run's taxonomy (data_prep checks S1-S14)."""
+    out = []
+    for i, record in enumerate(common.read_jsonl(uri), 1):
+        try:
+            out.append(normalise_safety(record, taxonomy.codes))
+        except Invalid as err:
+            raise ValueError(f"{uri}: line {i}: {err.reason}: {err.field}: {err.message}") from None
+    return out
+
+
+def tokenize_records(tokenizer: Any, records: list[dict[str, Any]], taxonomy: Taxonomy, cfg: SafetyConfig,
+                     train: bool) -> list[dict[str, list[int]]]:
+    examples = []
+    for i, r in enumerate(records):
+        shown = taxonomy
+        if train and (cfg.shuffle_categories or cfg.drop_categories):
+            rng = random.Random(f"{cfg.seed}:{i}")  # a fixed variant per example, the same on resume
+            shown = augment(taxonomy, r["categories"], rng, cfg.shuffle_categories, cfg.drop_categories)
+        examples.append(training_example(tokenizer, r["messages"], r["judge_role"], r["label"], r["categories"],
+                                         shown, cfg.max_length))
+    return examples
+
+
+def held_out_metrics(clf: Classifier, records: list[dict[str, Any]],
+                     batch_size: int) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Nested metrics (see `safety.metrics.classifier_metrics`) and one prediction row per record."""
+    scores, verdicts, cats = clf.score([r["messages"] for r in records], [r["judge_role"] for r in records],
+                                       batch_size=batch_size, categories_for="all")
+    nested = safety_metrics.classifier_metrics([r["label"] for r in records], [r["categories"] for r in records],
+                                               scores, cats, clf.taxonomy.codes, clf.threshold)
+    rows = [{"text": r["messages"][-1]["content"], "judge_role": r["judge_role"], "label": r["label"],
+             "categories": r["categories"], "score": s, "verdict": v, "predicted_categories": c if v == "unsafe" else []}
+            for r, s, v, c in zip(records, scores, verdicts, cats, strict=True)]
+    return nested, rows
+
+
+def per_category_table(nested: dict[str, dict[str, float]], taxonomy: Taxonomy) -> list[list[Any]]:
+    names = {c.code: c.name for c in taxonomy.categories} | {"overall": "safe vs unsafe", "macro": "mean over categories"}
+    return [[group, names.get(group, group), *(m.get(k, float("nan")) for k in ("support", "precision", "recall",
+                                                                              "f1", "fpr", "auprc"))]
+            for group, m in nested.items()]
+
+
+def format_table(rows: list[list[Any]]) -> str:
+    head = f"{'group':<8} {'support':>7} {'precision':>9} {'recall':>7} {'f1':>7} {'fpr':>7} {'auprc':>7}  name"
+    lines = [head]
+    for group, name, support, *rates in rows:
+        cells = " ".join(f"{v:>{w}.3f}" for v, w in zip(rates, (9, 7, 7, 7, 7), strict=True))
+        lines.append(f"{group:<8} {support:>7.0f} {cells}  {name}")
+    return "\n".join(lines)
+
+
+def run(cfg: SafetyConfig, base_model: str, train_uri: str, out_dir: str, eval_uri: str | None = None,
+        on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    stage = common.start("safety", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    base_dir = models.resolve_model_dir(base_model)
+    tokenizer = models.load_tokenizer(base_dir)
+    train_records = read_records(train_uri, taxonomy)
+    held_records = read_records(eval_uri, taxonomy) if eval_uri else []
+    train = tokenize_records(tokenizer, train_records, taxonomy, cfg, train=True)
+
+    model = models.load_causal_lm(base_dir, stage.dtype, stage.device)
+    if cfg.lora.enabled:
+        model = models.add_lora(model, cfg.lora)
+    n_unsafe = sum(r["label"] == "unsafe" for r in train_records)
+    print(f"safety: {len(train)} train ({n_unsafe} unsafe) / {len(held_records)} eval records, "
+          f"{len(taxonomy.categories)} categories; {models.describe(model)}", flush=True)
+
+    run_id = loop.fingerprint("safety", cfg.model_dump(exclude={"tracking", "checkpoint_uri", "log_every"}),
+                              loop.file_digest(train_uri), str(base_dir), loop.file_digest(base_dir / "config.json"),
+                              taxonomy.to_list())
+    result = loop.train(model, train, partial(collate_classifier, pad_id=tokenizer.pad_token_id), safety_step, cfg,
+                        stage.tracker, run_id, desc="safety", on_step=on_step)
+    if cfg.lora.enabled:  # plain weights: loading the classifier needs no peft
+        model = model.merge_and_unload()
+
+    summary: dict[str, float] = {"train/loss": result.metrics.get("loss", float("nan")), "steps": float(result.steps),
+                                 "tokens_per_s": result.tokens_per_s}
+    rows: list[dict[str, Any]] = []
+    nested: dict[str, dict[str, float]] = {}
+    if held_records:
+        clf = Classifier(model, tokenizer, taxonomy, cfg.threshold, cfg.max_length, stage.device,
+                         cfg.max_category_tokens)
+        nested, rows = held_out_metrics(clf, held_records, cfg.eval_batch_size)
+        summary.update(safety_metrics.flatten(nested, "eval"))
+    meta = {"stage": "safety", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id,
+            "taxonomy": taxonomy.to_list(), "threshold": cfg.threshold, "max_length": cfg.max_length}
+    with common.atomic_dir(out_dir) as tmp:
+        models.save_model(model, tokenizer, tmp, meta)
+        summary["wall_s"] = stage.elapsed()
+        common.write_summary(tmp, {**summary, "history": result.history})
+        if rows:
+            (tmp / "eval_predictions.jsonl").write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    stage.tracker.set_summary(summary)
+    if nested:
+        print(format_table(per_category_table(nested, taxonomy)), flush=True)
+        stage.tracker.log_table("eval/per_category", ["group", "name", "support", "precision", "recall", "f1", "fpr",
+                                                      "auprc"], per_category_table(nested, taxonomy))
+    stage.tracker.finish()
+    return summary
