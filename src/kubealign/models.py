@@ -118,11 +118,16 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_model(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, meta: dict[str, Any]) -> None:
-    """Save an adapter (PEFT) or full weights as safetensors, the tokenizer and `kubealign.json`."""
+def save_model(model: torch.nn.Module, tokenizer: Any, out_dir: str | Path, meta: dict[str, Any],
+               state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Save an adapter (PEFT) or full weights as safetensors, the tokenizer and `kubealign.json`.
+
+    `state_dict`: the weights to write instead of the model's own (FSDP: gathered from the shards).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
+    model.save_pretrained(str(out_dir), safe_serialization=True, **extra)
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / "kubealign.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from kubealign import models
+from kubealign import distributed, models
 from kubealign.config import TrackingConfig
 from kubealign.data.io import read_jsonl  # noqa: F401  (stages read data_prep's splits through it)
 from kubealign.tracking import Tracker
@@ -41,8 +41,16 @@ def start(name: str, tracking: TrackingConfig, dtype: str, seed: int, config: di
     # Two cores here; more threads than cores only adds contention.
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     device = models.pick_device()
+    rank, world_size, local_rank = distributed.world()
+    if world_size > 1:
+        if device.type == "cuda":  # one GPU per worker process
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if rank:  # one W&B run per stage: rank 0's
+            tracking = tracking.model_copy(update={"mode": "disabled"})
     resolved = models.pick_dtype(dtype, device)
-    print(f"{name}: device={device.type} dtype={str(resolved).removeprefix('torch.')}", flush=True)
+    where = f" rank={rank}/{world_size}" if world_size > 1 else ""
+    print(f"{name}: device={device} dtype={str(resolved).removeprefix('torch.')}{where}", flush=True)
     return Stage(name, device, resolved, Tracker(tracking, name, config))
 
 

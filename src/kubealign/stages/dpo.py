@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from kubealign import loop, models
+from kubealign import distributed, loop, models
 from kubealign.config import DPOConfig
 from kubealign.data.chat import tokenize_preference
 from kubealign.data.collate import collate_preference
@@ -39,6 +39,7 @@ def reference_of(model: torch.nn.Module, ref_model: torch.nn.Module | None) -> I
     if ref_model is not None:
         yield ref_model
         return
+    model = distributed.unwrap(model)  # the switch lives on the PeftModel inside a DDP wrapper
     with model.disable_adapter():
         yield model
 
@@ -75,6 +76,11 @@ def tokenize_pairs(tokenizer: Any, records: list[dict[str, Any]], max_length: in
 
 def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: str | None = None,
         on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    relaunched = distributed.maybe_relaunch("dpo", {"cfg": cfg, "sft_model": sft_model, "train_uri": train_uri,
+                                                    "out_dir": out_dir, "eval_uri": eval_uri, "on_step": on_step},
+                                            distributed.num_processes(cfg.num_processes))
+    if relaunched is not None:
+        return relaunched
     stage = common.start("dpo", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
     base_dir = models.resolve_model_dir(sft_model)
     tokenizer = models.load_tokenizer(base_dir)
@@ -103,9 +109,12 @@ def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: 
             ref_c, ref_r = score_pairs(ref, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         _, chosen_r, rejected_r = dpo_loss(pol_c, pol_r, ref_c, ref_r, beta=cfg.beta)
         summary.update({f"eval/{k}": v for k, v in dpo_metrics(chosen_r, rejected_r, pol_c, pol_r).items()})
+    if not distributed.is_main():  # every rank evaluates (FSDP forwards are collective); rank 0 saves
+        stage.tracker.finish()
+        return summary
     meta = {"stage": "dpo", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id}
     with common.atomic_dir(out_dir) as tmp:
-        models.save_model(model, tokenizer, tmp, meta)
+        models.save_model(model, tokenizer, tmp, meta, state_dict=result.state_dict)
         summary["wall_s"] = stage.elapsed()
         common.write_summary(tmp, {**summary, "history": result.history})
     stage.tracker.set_summary(summary)

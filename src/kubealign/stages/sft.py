@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from kubealign import loop, models
+from kubealign import distributed, loop, models
 from kubealign.config import SFTConfig
 from kubealign.data.chat import tokenize_sft
 from kubealign.data.collate import collate_sft
@@ -44,6 +44,11 @@ def eval_loss(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: in
 
 def run(cfg: SFTConfig, base_model: str, train_uri: str, out_dir: str, eval_uri: str | None = None,
         on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    relaunched = distributed.maybe_relaunch("sft", {"cfg": cfg, "base_model": base_model, "train_uri": train_uri,
+                                                    "out_dir": out_dir, "eval_uri": eval_uri, "on_step": on_step},
+                                            distributed.num_processes(cfg.num_processes))
+    if relaunched is not None:
+        return relaunched
     stage = common.start("sft", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
     base_dir = models.resolve_model_dir(base_model)
     tokenizer = models.load_tokenizer(base_dir)
@@ -65,9 +70,12 @@ def run(cfg: SFTConfig, base_model: str, train_uri: str, out_dir: str, eval_uri:
                "tokens_per_s": result.tokens_per_s}
     if held_out:
         summary["eval/loss"] = eval_loss(model, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device)
+    if not distributed.is_main():  # every rank evaluates (FSDP forwards are collective); rank 0 saves
+        stage.tracker.finish()
+        return summary
     meta = {"stage": "sft", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id}
     with common.atomic_dir(out_dir) as tmp:
-        models.save_model(model, tokenizer, tmp, meta)
+        models.save_model(model, tokenizer, tmp, meta, state_dict=result.state_dict)
         summary["wall_s"] = stage.elapsed()
         common.write_summary(tmp, {**summary, "history": result.history})
     stage.tracker.set_summary(summary)
