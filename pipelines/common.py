@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kfp import dsl
+
 from kubealign.components.data_prep import data_prep
 from kubealign.components.merge import merge_lora
 from kubealign.components.sft import sft
-
 from kubealign.profiles import ClusterProfile, configure_task
 
 

@@ -5,11 +5,11 @@
 from typing import Any
 
 from kfp import dsl
+
 from kubealign.components.dpo import dpo
 from kubealign.components.evaluate import evaluate
 from kubealign.components.merge import merge_lora_onto
 from kubealign.pipelines.common import build_sft_branch, tracking_args
-
 from kubealign.profiles import ClusterProfile, configure_task
 
 PIPELINE_NAME = "kubealign-dpo"

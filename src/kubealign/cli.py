@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-GRAPHS = ("dpo", "ppo")
+GRAPHS = ("dpo", "ppo", "safety")
 
 
 def _pipeline(graph: str, profile_path: str | None = None) -> Any:
@@ -34,14 +34,20 @@ def _pipeline(graph: str, profile_path: str | None = None) -> Any:
         from kubealign.pipelines import ppo
 
         return ppo.build(profile) if profile else ppo.ppo_pipeline
+    if graph == "safety":
+        from kubealign.pipelines import safety
+
+        return safety.build(profile) if profile else safety.safety_pipeline
     raise SystemExit(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
 
 
-def demo_defaults() -> dict[str, Any]:
-    """Pipeline parameters of the laptop demo: SmolLM2-135M-Instruct on the shipped demo data."""
-    from kubealign.demo.prompt_sets import demo_preference_path, demo_sft_path
+def demo_defaults(graph: str) -> dict[str, Any]:
+    """Input parameters of the laptop demo: SmolLM2-135M-Instruct on the shipped demo data."""
+    from kubealign.demo.prompt_sets import DATA_DIR, demo_preference_path, demo_sft_path
     from kubealign.demo_model import prepare_demo_model
 
+    if graph == "safety":
+        return {"base_model": str(prepare_demo_model()), "safety_data": str(DATA_DIR / "safety.jsonl")}
     return {
         "base_model": str(prepare_demo_model()),
         "sft_data": demo_sft_path(),
@@ -70,7 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     func = _pipeline(args.graph)
     # Check what the person typed before preparing anything heavy.
     explicit = pipeline_params.resolve(func, {}, args.config, args.set, require=False)
-    defaults = {} if {"base_model", "sft_data", "preference_data"} <= explicit.keys() else demo_defaults()
+    required = {n for n, p in pipeline_params.signature_params(func).items() if p.default is p.empty}
+    defaults = {} if required <= explicit.keys() else demo_defaults(args.graph)
     params = pipeline_params.resolve(func, defaults, args.config, args.set)
     pipeline_params.check_stage_settings(params, args.graph)
     pipeline_params.check_local_inputs(params)

@@ -21,6 +21,7 @@ from kubealign.config import (
     EvalConfig,
     PPOConfig,
     RewardConfig,
+    SafetyConfig,
     SFTConfig,
     build,
 )
@@ -103,6 +104,12 @@ def check_stage_settings(p: dict[str, Any], graph: str) -> None:
     """Build every stage's settings from the parameters so bad values fail before the run starts."""
     full = {**_defaults_of(graph), **p}
     lora = {"r": full["lora_rank"], "alpha": full["lora_alpha"]}
+    if graph == "safety":
+        build(SafetyConfig, {"batch_size": full["batch_size"], "grad_accum": full["grad_accum"],
+                             "max_length": full["max_length"], "seed": full["seed"], "save_every": full["save_every"],
+                             "lora": lora, "learning_rate": full["learning_rate"], "epochs": full["epochs"],
+                             "max_steps": full["max_steps"], "threshold": full["threshold"]}, where="parameters")
+        return
     common = {"batch_size": full["batch_size"], "grad_accum": full["grad_accum"], "max_length": full["max_length"],
               "seed": full["seed"], "save_every": full["save_every"], "lora": lora}
     build(DataPrepConfig, {"kind": "sft", "eval_fraction": full["eval_fraction"], "seed": full["seed"],
@@ -137,15 +144,15 @@ def check_stage_settings(p: dict[str, Any], graph: str) -> None:
 
 
 def _defaults_of(graph: str) -> dict[str, Any]:
-    from kubealign.pipelines import dpo, ppo
+    from kubealign.pipelines import dpo, ppo, safety
 
-    func = {"dpo": dpo.dpo_pipeline, "ppo": ppo.ppo_pipeline}[graph]
+    func = {"dpo": dpo.dpo_pipeline, "ppo": ppo.ppo_pipeline, "safety": safety.safety_pipeline}[graph]
     return {n: p.default for n, p in signature_params(func).items() if p.default is not inspect.Parameter.empty}
 
 
 def check_local_inputs(p: dict[str, Any]) -> None:
     """Local input paths must exist before a run starts (remote URIs are checked by the stages)."""
-    for key in ("base_model", "sft_data", "preference_data"):
+    for key in ("base_model", "sft_data", "preference_data", "safety_data"):
         uri = p.get(key)
         if not uri or ("://" in uri and not uri.startswith("file://")):
             continue

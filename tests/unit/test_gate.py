@@ -68,6 +68,7 @@ def test_gate_config_validates_ranges() -> None:
 def test_publish_only_under_a_passing_gate_in_a_graph(tmp_path):
     import yaml
     from kfp import compiler, dsl
+
     from kubealign.components.release import gate as gate_component
     from kubealign.components.release import publish
 
