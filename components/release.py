@@ -35,12 +35,13 @@ def gate(
 
 
 @component()
-def publish(model: Input[Model], registry_root: str, model_name: str, version: str) -> str:
+def publish(model: Input[Model], registry_root: str, model_name: str, version: str, run_name: str = "") -> str:
     """Copies the merged model to `<registry_root>/<model_name>/<version>/` (+ MANIFEST.json, written last);
-    refuses a version that is already published. Returns the version's URI."""
+    refuses a version that is already published. An empty `version` means `run_name` (the KFP run's
+    name, unique per run). Returns the version's URI."""
     from kubealign.config import PublishConfig, build
     from kubealign.stages import publish as stage
 
-    cfg = build(PublishConfig, {"root": registry_root, "model_name": model_name, "version": version},
+    cfg = build(PublishConfig, {"root": registry_root, "model_name": model_name, "version": version or run_name},
                 where="publish parameters")
     return stage.run(cfg, model.path)["uri"]

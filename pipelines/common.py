@@ -14,6 +14,7 @@ from kfp import dsl
 
 from kubealign.components.data_prep import data_prep
 from kubealign.components.merge import merge_lora
+from kubealign.components.release import gate, publish
 from kubealign.components.sft import sft
 from kubealign.profiles import ClusterProfile, configure_task
 
@@ -52,3 +53,21 @@ def build_sft_branch(p: dict[str, Any], profile: ClusterProfile | None) -> SFTBr
     for task, stage in ((sft_data, "data_prep"), (pref_data, "data_prep"), (sft_task, "sft"), (merged, "merge")):
         configure_task(task, stage, profile)
     return SFTBranch(sft_data, pref_data, sft_task, merged)
+
+
+def add_release(results: Any, merged_model: Any, p: dict[str, Any], profile: ClusterProfile | None) -> None:
+    """evaluate -> gate -> publish: the merged model is published only when every set threshold holds.
+
+    A failing gate fails the run with every failed threshold and its value; an empty registry_root
+    skips publishing (the gate still runs). Thresholds < 0 are off.
+    """
+    check = gate(results=results, max_unsafe_rate=p["gate_max_unsafe_rate"],
+                 max_over_refusal=p["gate_max_over_refusal"], min_win_rate=p["gate_min_win_rate"])
+    check.set_display_name("release gate")
+    configure_task(check, "evaluate", profile)
+    with dsl.If(p["registry_root"] != "", name="publishing-enabled"):
+        with dsl.If(check.output == "pass", name="gate-passed"):
+            release = publish(model=merged_model, registry_root=p["registry_root"], model_name=p["model_name"],
+                              version=p["model_version"], run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+            release.set_display_name("publish")
+            configure_task(release, "publish", profile)

@@ -9,7 +9,7 @@ from kfp import dsl
 from kubealign.components.dpo import dpo
 from kubealign.components.evaluate import evaluate
 from kubealign.components.merge import merge_lora_onto
-from kubealign.pipelines.common import build_sft_branch, tracking_args
+from kubealign.pipelines.common import add_release, build_sft_branch, tracking_args
 from kubealign.profiles import ClusterProfile, configure_task
 
 PIPELINE_NAME = "kubealign-dpo"
@@ -46,6 +46,16 @@ def build(profile: ClusterProfile | None = None) -> Any:
         eval_num_samples: int = 8,
         eval_num_harmful: int = 24,
         eval_num_benign_edgy: int = 24,
+        eval_winrate_prompts: int = 64,
+        safety_model: str = "",
+        judge_endpoint: str = "",
+        judge_model: str = "gpt-4o-mini",
+        gate_max_unsafe_rate: float = -1.0,
+        gate_max_over_refusal: float = -1.0,
+        gate_min_win_rate: float = -1.0,
+        registry_root: str = "",
+        model_name: str = "kubealign-dpo",
+        model_version: str = "",
         wandb_project: str = "kubealign",
         wandb_entity: str = "",
         wandb_mode: str = "auto",
@@ -66,10 +76,12 @@ def build(profile: ClusterProfile | None = None) -> Any:
             sft_model=branch.sft_merged.outputs["merged"], aligned_model=merged.outputs["merged"],
             data=branch.preference_data.outputs["splits"], beta=dpo_beta, max_length=max_length,
             max_new_tokens=eval_max_new_tokens, num_samples=eval_num_samples, num_harmful=eval_num_harmful,
-            num_benign_edgy=eval_num_benign_edgy, seed=seed, **track,
+            num_benign_edgy=eval_num_benign_edgy, num_winrate_prompts=eval_winrate_prompts, seed=seed,
+            safety_model=safety_model, judge_endpoint=judge_endpoint, judge_model=judge_model, **track,
         ).set_display_name("evaluate")
         for task, stage in ((dpo_task, "dpo"), (merged, "merge"), (evaluation, "evaluate")):
             configure_task(task, stage, profile)
+        add_release(evaluation.outputs["results"], merged.outputs["merged"], p, profile)
 
     return dpo_pipeline
 

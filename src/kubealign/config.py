@@ -174,6 +174,16 @@ class EvalConfig(Settings):
     num_benign_edgy: int = Field(24, ge=0, description="Benign-but-edgy prompts for over-refusal.")
     seed: int = Field(0, description="Seed for prompt-set sampling.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Compute dtype.")
+    winrate_prompts: int = Field(
+        64, ge=0, description="Held-out prompts whose greedy SFT and aligned responses are compared for win rates."
+    )
+    judge_endpoint: str | None = Field(
+        None, description="OpenAI-compatible base URL for the LLM-as-judge comparison; None = no judge."
+    )
+    judge_model: str = Field("gpt-4o-mini", description="Model name sent to the judge endpoint.")
+    judge_api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Name of the env variable holding the judge's API key (never the key itself)."
+    )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[arg-type]
 
 

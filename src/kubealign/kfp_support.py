@@ -39,3 +39,18 @@ def component(gpu: bool = False) -> Any:
     from kubealign.profiles import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE
 
     return dsl.component(base_image=DEFAULT_GPU_IMAGE if gpu else DEFAULT_IMAGE, install_kfp_package=False)
+
+
+def evaluation_settings(params: dict[str, Any]) -> Any:
+    """EvalConfig from an evaluate component's parameters (both evaluate components share them)."""
+    from kubealign.config import EvalConfig, build
+
+    return build(EvalConfig, {
+        "beta": params["beta"], "max_length": params["max_length"], "max_new_tokens": params["max_new_tokens"],
+        "num_samples": params["num_samples"], "winrate_prompts": params["num_winrate_prompts"],
+        "num_harmful": params["num_harmful"], "num_benign_edgy": params["num_benign_edgy"], "seed": params["seed"],
+        "judge_endpoint": params["judge_endpoint"] or None, "judge_model": params["judge_model"],
+        "judge_api_key_env": params["judge_api_key_env"],
+        "tracking": tracking(params["wandb_project"], params["wandb_entity"], params["wandb_mode"],
+                             params["run_group"]),
+    }, where="evaluate parameters")

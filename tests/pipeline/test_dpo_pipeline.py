@@ -22,6 +22,8 @@ EXPECTED_EDGES = {
     "dpo": {"merge-lora", "data-prep-2"},
     "merge-lora-onto": {"merge-lora", "dpo"},
     "evaluate": {"merge-lora", "merge-lora-onto", "data-prep-2"},
+    "gate": {"evaluate"},
+    "condition-1": {"gate", "merge-lora-onto"},
 }
 
 
@@ -58,6 +60,13 @@ def test_compiled_dag(tmp_path: Path) -> None:
         # the image carries kfp and kubealign: no task pip-installs anything when it starts
         assert "pip install" not in " ".join(container["command"]), name
     assert tasks["evaluate"].caching_options.enable_cache is False  # evaluate writes the W&B report
+    # publish runs only when a registry is given AND the gate passed: two nested dsl.If conditions
+    outer = tasks["condition-1"]
+    assert "registry_root" in outer.trigger_policy.condition and "!= ''" in outer.trigger_policy.condition
+    inner = spec.components["comp-condition-1"].dag.tasks["condition-2"]
+    assert "gate-Output" in inner.trigger_policy.condition and "== 'pass'" in inner.trigger_policy.condition
+    publish = spec.components["comp-condition-2"].dag.tasks["publish"]
+    assert publish.inputs.artifacts["model"].component_input_artifact == "pipelinechannel--merge-lora-onto-merged"
 
 
 def test_run_rejects_bad_parameters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,6 +108,7 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
         "lora_rank": 4, "sft_max_steps": 3, "dpo_max_steps": 3, "batch_size": 4, "max_length": 64,
         "sft_learning_rate": 0.01, "dpo_learning_rate": 0.01, "eval_fraction": 0.25, "eval_max_new_tokens": 4,
         "eval_num_samples": 2, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "wandb_mode": "disabled",
+        "registry_root": str(tmp_path / "registry"), "model_version": "v1", "gate_max_over_refusal": 1.0,
     }
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(settings))
@@ -119,5 +129,8 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
     assert dpo_metrics["steps"] == 3 and 0 <= dpo_metrics["eval.rewards.accuracies"] <= 1
     assert _metrics(run_dir / "evaluate")["pairs.count"] == 3
     assert "dpo" in out and "rewards/accuracies" in out  # the summary table shows key metrics per stage
+    # the gate passed (over-refusal <= 1.0 always holds), so the model was published with its manifest
+    manifest = json.loads((tmp_path / "registry" / "kubealign-dpo" / "v1" / "MANIFEST.json").read_text())
+    assert "model.safetensors" in {f["path"] for f in manifest["files"]}
     html = (run_dir / "evaluate" / "report").read_text()
     assert "SFT vs aligned" in html and "<svg" in html  # summary table and training curves

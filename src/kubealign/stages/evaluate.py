@@ -54,7 +54,16 @@ def _curves(model_dir: Path, keys: tuple[str, ...]) -> dict[str, list[tuple[floa
 
 
 def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str, out_dir: str,
-        report_path: str | None = None) -> dict[str, float]:
+        report_path: str | None = None, reward_model: str | None = None,
+        safety_model: str | None = None) -> dict[str, float]:
+    """Compare the aligned model with the SFT model; write report.html, metrics.json, samples.json.
+
+    Always: preference metrics on held-out pairs, refusal rates, the implicit-reward win rate and
+    the KL estimate on the first `cfg.winrate_prompts` held-out prompts (`implicit_reward_metrics`).
+    `reward_model`: also that model's win rate (`reward_model_metrics`). `safety_model`: the
+    classifier's unsafe-response rate on the harmful prompts. `cfg.judge_endpoint`: an LLM judge's
+    pairwise win rate, each pair judged in both orders.
+    """
     stage = common.start("evaluate", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
     sft_dir, al_dir = models.resolve_model_dir(sft_model), models.resolve_model_dir(aligned_model)
     tokenizer = models.load_tokenizer(al_dir)
@@ -66,17 +75,24 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
         "benign_edgy": [[{"role": "user", "content": p["prompt"]}]
                         for p in load_prompt_set("benign_edgy", cfg.num_benign_edgy, cfg.seed)],
     }
+    # held-out prompts beyond the ones shown side by side, for the win rates
+    prompts["rm_extra"] = [r["prompt"] for r in records[cfg.num_samples : cfg.winrate_prompts]]
 
+    # Both models stay loaded: the implicit reward scores each one's responses under the other too.
+    loaded = {name: models.load_causal_lm(d, stage.dtype, stage.device) for name, d in (("sft", sft_dir),
+                                                                                         ("aligned", al_dir))}
     scores: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     responses: dict[str, dict[str, list[str]]] = {}
-    for name, model_dir in (("sft", sft_dir), ("aligned", al_dir)):
-        model = models.load_causal_lm(model_dir, stage.dtype, stage.device)
+    for name, model in loaded.items():
         scores[name] = score_pairs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         responses[name] = {
-            k: generate(model, tokenizer, v, cfg.max_new_tokens, cfg.batch_size, stage.device)
+            k: generate(model, tokenizer, v, cfg.max_new_tokens, cfg.batch_size, stage.device, desc=f"{name}: {k}")
             for k, v in prompts.items()
         }
-        del model
+    compared = prompts["held_out"] + prompts["rm_extra"]
+    implicit = implicit_reward_metrics(loaded, tokenizer, compared, {n: r["held_out"] + r["rm_extra"]
+                                                                      for n, r in responses.items()}, cfg)
+    del loaded
 
     metrics = pair_metrics(*scores["sft"], *scores["aligned"], beta=cfg.beta)
     for name in ("sft", "aligned"):
@@ -84,9 +100,23 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
         metrics[f"refusal/benign_edgy/{name}"] = refusal_rate(responses[name]["benign_edgy"])
         lengths = [len(tokenizer(r)["input_ids"]) for r in responses[name]["held_out"]]
         metrics[f"response_tokens/{name}"] = sum(lengths) / len(lengths) if lengths else 0.0
+    metrics.update(implicit)
+    rm_section = None
+    if reward_model:
+        metrics.update(reward_model_metrics(reward_model, prompts, responses, cfg, stage.dtype, stage.device))
+        rm_section = render_reward_model(metrics, al_dir)
+    if safety_model:
+        metrics.update(safety_metrics(safety_model, prompts["harmful"], responses, cfg, stage))
+    if cfg.judge_endpoint:
+        from kubealign import judge
+
+        result = judge.pairwise(cfg.judge_endpoint, cfg.judge_model, compared, responses["aligned"]["held_out"]
+                                + responses["aligned"]["rm_extra"], responses["sft"]["held_out"]
+                                + responses["sft"]["rm_extra"], api_key_env=cfg.judge_api_key_env)
+        metrics.update(judge.metrics(result))
     metrics["wall_s"] = stage.elapsed()
 
-    html = render(metrics, prompts, responses, sft_dir, al_dir)
+    html = render(metrics, prompts, responses, sft_dir, al_dir, rm_section)
     with common.atomic_dir(out_dir) as tmp:
         (tmp / "report.html").write_text(html)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -102,8 +132,86 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     return metrics
 
 
+def implicit_reward_metrics(loaded: dict[str, torch.nn.Module], tokenizer: Any, prompts: list[Any],
+                            responses: dict[str, list[str]], cfg: EvalConfig) -> dict[str, float]:
+    """The aligned model's implicit reward r(y) = beta * (log pi_aligned(y|x) - log pi_sft(y|x)) (DPO
+    paper, eq. 5) of its own greedy response against the SFT model's greedy response, per prompt.
+
+    winrate/implicit_reward: mean of 1 when r(aligned response) > r(SFT response), 0.5 on identical text.
+    kl/aligned_vs_sft: mean of log pi_aligned(y|x) - log pi_sft(y|x) over the aligned model's greedy
+    responses, in nats: a k1 estimate of KL(aligned || SFT) on greedy rather than sampled responses,
+    so read it as drift, not as the exact divergence.
+    """
+    if not prompts:
+        return {}
+    records = [{"prompt": p, "chosen": [{"role": "assistant", "content": a}],
+                "rejected": [{"role": "assistant", "content": s}]}
+               for p, a, s in zip(prompts, responses["aligned"], responses["sft"], strict=True)]
+    examples = tokenize_pairs(tokenizer, records, cfg.max_length)
+    device = next(loaded["aligned"].parameters()).device
+    al_a, al_s = score_pairs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    sft_a, sft_s = score_pairs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    r_aligned, r_sft = cfg.beta * (al_a - sft_a), cfg.beta * (al_s - sft_s)
+    same = torch.tensor([a == s for a, s in zip(responses["aligned"], responses["sft"], strict=True)])
+    wins = torch.where(same, torch.full_like(r_aligned, 0.5), (r_aligned > r_sft).float())
+    return {"winrate/implicit_reward": wins.mean().item(), "kl/aligned_vs_sft": (al_a - sft_a).mean().item(),
+            "winrate/identical_responses": same.float().mean().item()}
+
+
+def safety_metrics(safety_model: str, harmful: list[Any], responses: dict[str, dict[str, list[str]]],
+                   cfg: EvalConfig, stage: common.Stage) -> dict[str, float]:
+    """Share of each model's responses to the harmful prompts that the safety classifier judges unsafe."""
+    from kubealign.safety import classifier
+
+    clf = classifier.load(safety_model, stage.device, stage.dtype)
+    return {f"safety/unsafe_rate/{name}": classifier.response_safety(clf, harmful, responses[name]["harmful"],
+                                                                     cfg.batch_size)["unsafe_rate"]
+            for name in ("sft", "aligned")}
+
+
+def reward_model_metrics(reward_model: str, prompts: dict[str, list[Any]], responses: dict[str, dict[str, list[str]]],
+                         cfg: EvalConfig, dtype: torch.dtype, device: torch.device) -> dict[str, float]:
+    """Reward-model scores of the greedy SFT and aligned responses to the same held-out prompts.
+
+    winrate/reward_model = mean over prompts of 1 if the aligned response scores higher, 0.5 on a tie
+    (identical text or identical score), 0 otherwise.
+    """
+    from kubealign.stages.reward import load_reward_model, score_texts
+
+    rm_dir = models.resolve_model_dir(reward_model)
+    rm = load_reward_model(rm_dir, dtype, device).eval().requires_grad_(False)
+    tokenizer = models.load_tokenizer(rm_dir)
+    asked = prompts["held_out"] + prompts["rm_extra"]
+    texts = {name: responses[name]["held_out"] + responses[name]["rm_extra"] for name in ("sft", "aligned")}
+    scores = {name: score_texts(rm, tokenizer, asked, texts[name], cfg.batch_size, device, cfg.max_length)
+              for name in texts}
+    same = torch.tensor([a == b for a, b in zip(texts["sft"], texts["aligned"], strict=True)], dtype=torch.bool)
+    tie = same | (scores["aligned"] == scores["sft"])
+    wins = torch.where(tie, torch.full_like(scores["sft"], 0.5), (scores["aligned"] > scores["sft"]).float())
+    return {
+        "winrate/reward_model": wins.mean().item() if len(asked) else float("nan"),
+        "winrate/ties": tie.float().mean().item() if len(asked) else float("nan"),
+        "winrate/prompts": float(len(asked)),
+        "rm_score/sft": scores["sft"].mean().item() if len(asked) else float("nan"),
+        "rm_score/aligned": scores["aligned"].mean().item() if len(asked) else float("nan"),
+    }
+
+
+def render_reward_model(metrics: dict[str, float], al_dir: Path) -> str:
+    rows = [
+        ["reward model win rate, aligned vs SFT (ties count 1/2)", metrics["winrate/reward_model"]],
+        ["ties (identical response or score)", metrics["winrate/ties"]],
+        ["mean reward-model score: SFT", metrics["rm_score/sft"]],
+        ["mean reward-model score: aligned", metrics["rm_score/aligned"]],
+        ["held-out prompts (greedy responses)", int(metrics["winrate/prompts"])],
+    ]
+    curves = _curves(al_dir, ("objective/scores", "objective/rlhf_reward", "objective/kl"))
+    charts = "".join(report.line_chart(f"PPO {key}", {key: pts}) for key, pts in curves.items() if pts)
+    return report.table(["metric", "value"], rows) + charts
+
+
 def render(metrics: dict[str, float], prompts: dict[str, list[Any]], responses: dict[str, dict[str, list[str]]],
-           sft_dir: Path, al_dir: Path) -> str:
+           sft_dir: Path, al_dir: Path, rm_section: str | None = None) -> str:
     def better(key_sft: str, key_al: str, higher: bool = True) -> str:
         a, b = metrics[key_sft], metrics[key_al]
         return "aligned" if (b > a if higher else b < a) else ("tie" if a == b else "sft")
@@ -138,6 +246,7 @@ def render(metrics: dict[str, float], prompts: dict[str, list[Any]], responses: 
     )
     return report.page("kubealign evaluation: SFT vs aligned", [
         ("Summary", report.table(["metric", "SFT", "aligned", "better"], rows)),
+        *([("Reward model: SFT vs aligned on held-out prompts", rm_section)] if rm_section is not None else []),
         ("Implicit reward (DPO)", implicit),
         ("Training curves", charts or "<p class='note'>no training history found</p>"),
         ("Held-out prompts, greedy", report.table(["prompt", "SFT", "aligned"], samples, text_cols=(0, 1, 2))),
