@@ -46,7 +46,7 @@ def build(profile: ClusterProfile | None = None) -> Any:
         eval_num_samples: int = 8,
         eval_num_harmful: int = 24,
         eval_num_benign_edgy: int = 24,
-        eval_winrate_prompts: int = 64,
+        eval_num_winrate_prompts: int = 64,
         safety_model: str = "",
         judge_endpoint: str = "",
         judge_model: str = "gpt-4o-mini",
@@ -76,7 +76,7 @@ def build(profile: ClusterProfile | None = None) -> Any:
             sft_model=branch.sft_merged.outputs["merged"], aligned_model=merged.outputs["merged"],
             data=branch.preference_data.outputs["splits"], beta=dpo_beta, max_length=max_length,
             max_new_tokens=eval_max_new_tokens, num_samples=eval_num_samples, num_harmful=eval_num_harmful,
-            num_benign_edgy=eval_num_benign_edgy, num_winrate_prompts=eval_winrate_prompts, seed=seed,
+            num_benign_edgy=eval_num_benign_edgy, num_winrate_prompts=eval_num_winrate_prompts, seed=seed,
             safety_model=safety_model, judge_endpoint=judge_endpoint, judge_model=judge_model, **track,
         ).set_display_name("evaluate")
         for task, stage in ((dpo_task, "dpo"), (merged, "merge"), (evaluation, "evaluate")):
