@@ -139,8 +139,8 @@ def check_stage_settings(p: dict[str, Any], graph: str) -> None:
                           "max_steps": full["ppo_max_steps"], "sample_every": full["ppo_sample_every"]},
               where="parameters (ppo_*)")
         build(EvalConfig, {"max_new_tokens": full["eval_max_new_tokens"], "num_samples": full["eval_num_samples"],
-                           "num_harmful": full["eval_num_harmful"], "num_benign_edgy": full["eval_num_benign_edgy"]},
-              where="parameters (eval_*)")
+                           "num_harmful": full["eval_num_harmful"], "num_benign_edgy": full["eval_num_benign_edgy"],
+                           "winrate_prompts": full["eval_num_winrate_prompts"]}, where="parameters (eval_*)")
 
 
 def _defaults_of(graph: str) -> dict[str, Any]:

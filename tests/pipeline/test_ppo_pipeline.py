@@ -23,6 +23,8 @@ EXPECTED_EDGES = {
     "ppo": {"merge-lora", "reward-model", "data-prep-2"},
     "merge-lora-onto": {"merge-lora", "ppo"},
     "evaluate-rlhf": {"merge-lora", "merge-lora-onto", "reward-model", "data-prep-2"},
+    "gate": {"evaluate-rlhf"},
+    "condition-1": {"gate", "merge-lora-onto"},  # publish, when a registry is set and the gate passed
 }
 
 
@@ -75,7 +77,10 @@ def _metrics(task_dir: Path) -> dict[str, float]:
 
 
 def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+                              capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each task is a subprocess; one torch thread each: the tiny model's ops are too small to split, and
+    # on a busy 2-core machine the thread hand-off per op costs more than the op itself.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     root = tmp_path / "root"
     settings = {
         "base_model": str(tiny_model_dir), "sft_data": tiny_data["sft"], "preference_data": tiny_data["pref"],
@@ -84,6 +89,7 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
         "ppo_rollout_batch_size": 4, "ppo_batch_size": 2, "ppo_epochs": 2, "ppo_max_new_tokens": 4,
         "ppo_sample_every": 1, "eval_fraction": 0.25, "eval_max_new_tokens": 4, "eval_num_samples": 2,
         "eval_num_winrate_prompts": 3, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "wandb_mode": "disabled",
+        "gate_min_win_rate": 0.0,  # reads winrate/reward_model: passes only if the metric was measured
     }
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(settings))
@@ -94,7 +100,7 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
     run_dir = next(p for p in root.iterdir() if p.is_dir() and p.name.startswith("kubealign-ppo"))
     tasks = {p.name for p in run_dir.iterdir() if p.is_dir()}
     assert {"data-prep", "data-prep-2", "sft", "merge-lora", "reward-model", "ppo", "merge-lora-onto",
-            "evaluate-rlhf"} <= tasks
+            "evaluate-rlhf", "gate"} <= tasks
     rm = run_dir / "reward-model" / "model"
     assert (rm / "model.safetensors").exists() and not (rm / "adapter_config.json").exists()
     assert 0 <= _metrics(run_dir / "reward-model")["eval.accuracy"] <= 1  # held-out accuracy is a KFP metric

@@ -1,0 +1,347 @@
+"""PPO against a reward model (Ziegler et al. 2019, arXiv:1909.08593; Ouyang et al. 2022, eq. 2).
+
+Networks, with one copy of the base weights in memory:
+- policy    = the SFT model + a LoRA adapter (trainable);
+- reference = the same model with the adapter switched off (`disable_adapter`);
+- value     = a Linear(hidden, 1) head on the policy trunk's last hidden state (trainable);
+- reward    = the reward-model stage's output, the only other network (frozen).
+
+Each step (one rollout batch): sample responses -> score them with the reward model (minus a penalty
+for responses cut off before EOS) -> log-probs of the sampling policy and the reference, values ->
+per-token rewards -beta * KL plus the score on the last token -> GAE -> whitened advantages ->
+`ppo_epochs` passes over minibatches: clipped surrogate + vf_coef * clipped value loss, gradient
+clipping, one optimizer step per minibatch.
+
+This is not a supervised loop, so it does not run in `loop.train`; it shares its schedule, data order,
+fingerprint, RNG handling and checkpoint store. Checkpoints hold the adapter, value head, optimizer,
+scheduler, RNG state, step and the metric history.
+
+setup (models, prompts) -> train (rollout / update steps) -> save (adapter, value head, summary, report).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from kubealign import loop, models, report, storage
+from kubealign.config import PPOConfig
+from kubealign.data.chat import Messages, tokenize_prompt
+from kubealign.losses import kl_penalized_rewards, ppo_policy_loss, ppo_value_loss
+from kubealign.ops import gae, masked_mean, whiten
+from kubealign.rollout import Rollout, response_forward, sample
+from kubealign.stages import common
+from kubealign.stages.dpo import reference_of
+from kubealign.stages.reward import load_reward_model, score_texts
+
+# ---------------------------------------------------------------------------
+# Setup
+# ---------------------------------------------------------------------------
+
+
+def load_prompts(uri: str, tokenizer: Any, cfg: PPOConfig) -> list[Messages]:
+    """Distinct prompts of the preference split that leave room for a full-length response."""
+    seen: set[str] = set()
+    prompts, too_long = [], 0
+    budget = cfg.max_length - cfg.max_new_tokens
+    for record in common.read_jsonl(uri):
+        key = json.dumps(record["prompt"], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(tokenize_prompt(tokenizer, record["prompt"])) > budget:
+            too_long += 1
+            continue
+        prompts.append(record["prompt"])
+    if not prompts:
+        raise ValueError(f"{uri}: no prompt fits max_length - max_new_tokens = {budget} tokens")
+    if too_long:
+        print(f"ppo: skipped {too_long} prompts longer than {budget} tokens", flush=True)
+    return prompts
+
+
+def new_value_head(hidden_size: int, device: torch.device) -> torch.nn.Linear:
+    """Linear(hidden, 1) in float32, zero-initialised so every value starts at 0."""
+    head = torch.nn.Linear(hidden_size, 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head.to(device)
+
+
+def prompt_indices(order: loop.DataOrder, step: int, batch: int) -> list[int]:
+    """Prompts of rollout batch `step`: the next `batch` of a stream reshuffled every epoch."""
+    return [order.indices(k)[0] for k in range(step * batch, (step + 1) * batch)]
+
+
+# ---------------------------------------------------------------------------
+# One rollout batch -> training targets
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Experience:
+    rollout: Rollout
+    logprobs: torch.Tensor  # (B, R) under the sampling policy
+    values: torch.Tensor  # (B, R) at rollout time
+    advantages: torch.Tensor  # (B, R) whitened
+    returns: torch.Tensor  # (B, R)
+    scores: torch.Tensor  # (B,) reward-model score minus the missing-EOS penalty
+    kl: torch.Tensor  # (B, R)
+
+
+@torch.no_grad()
+def make_experience(policy: torch.nn.Module, ref_model: torch.nn.Module | None, value_head: torch.nn.Module,
+                    reward_model: torch.nn.Module, tokenizer: Any, prompts: list[Messages], cfg: PPOConfig,
+                    device: torch.device, rm_tokenizer: Any = None) -> tuple[Experience, dict[str, float]]:
+    """Sample, score and turn one rollout batch into PPO targets. The reward model reads the decoded
+    text re-rendered with its own tokenizer's chat template (`rm_tokenizer`, default: the policy's)."""
+    t0 = time.perf_counter()
+    roll = sample(policy, tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, device)
+    t1 = time.perf_counter()
+    rm_scores = score_texts(reward_model, rm_tokenizer or tokenizer, prompts, roll.texts, cfg.rollout_batch_size,
+                            device, cfg.max_length).to(device)
+    scores = rm_scores - cfg.missing_eos_penalty * (~roll.has_eos).float()
+    args = (roll.query, roll.query_mask, roll.response, roll.response_mask, cfg.temperature)
+    logprobs, values, _ = response_forward(policy, *args, value_head=value_head)
+    with reference_of(policy, ref_model) as ref:
+        ref_logprobs, _, _ = response_forward(ref, *args)
+    mask = roll.response_mask
+    rewards, kl = kl_penalized_rewards(scores, logprobs, ref_logprobs, mask, cfg.kl_coef, cfg.kl_estimator)
+    advantages, returns = gae(rewards, values, cfg.gamma, cfg.lam, mask)
+    # Whitening over the whole rollout batch (not per minibatch) keeps one scale for every update.
+    advantages = whiten(advantages, mask) if mask.sum() > 1 else advantages
+    t2 = time.perf_counter()
+    non_score = (-cfg.kl_coef * kl).sum(-1)
+    stats = {
+        "objective/kl": kl.sum(-1).mean().item(),
+        "objective/entropy": (-logprobs * mask).sum(-1).mean().item(),
+        "objective/non_score_reward": non_score.mean().item(),
+        "objective/rlhf_reward": (scores + non_score).mean().item(),
+        "objective/scores": scores.mean().item(),
+        "objective/rm_score": rm_scores.mean().item(),
+        "val/num_eos_tokens": float(roll.has_eos.sum()),
+        "val/mean_value": masked_mean(values, mask).item(),
+        "response_length": mask.sum(-1).float().mean().item(),
+        "time/generation_s": t1 - t0,
+        "time/scoring_s": t2 - t1,
+    }
+    return Experience(roll, logprobs, values, advantages, returns, scores, kl), stats
+
+
+# ---------------------------------------------------------------------------
+# PPO update over one rollout batch
+# ---------------------------------------------------------------------------
+
+
+def ppo_update(policy: torch.nn.Module, value_head: torch.nn.Module, params: list[torch.nn.Parameter],
+               opt: torch.optim.Optimizer, sched: Any, exp: Experience, cfg: PPOConfig) -> dict[str, float]:
+    """`ppo_epochs` passes over shuffled minibatches; returns the token-mean stats averaged over them."""
+    roll = exp.rollout
+    n = roll.query.shape[0]
+    mini = cfg.batch_size * cfg.grad_accum
+    sums: dict[str, float] = {}
+    count = 0
+    for _ in range(cfg.ppo_epochs):
+        perm = torch.randperm(n)
+        for start in range(0, n, mini):
+            idx = perm[start : start + mini]
+            for micro in idx.split(cfg.batch_size):
+                micro = micro.to(roll.query.device)
+                mask = roll.response_mask[micro]
+                logprobs, values, entropy = response_forward(
+                    policy, roll.query[micro], roll.query_mask[micro], roll.response[micro], mask,
+                    cfg.temperature, value_head=value_head, with_entropy=True)
+                pg_loss, pg_stats = ppo_policy_loss(logprobs, exp.logprobs[micro], exp.advantages[micro], mask,
+                                                    cfg.clip_range)
+                vf_loss, vf_stats = ppo_value_loss(values, exp.values[micro], exp.returns[micro], mask,
+                                                   cfg.clip_range_value)
+                ((pg_loss + cfg.vf_coef * vf_loss) / cfg.grad_accum).backward()
+                micro_stats = {"loss/policy_avg": pg_loss.item(), "loss/value_avg": vf_loss.item(),
+                               "policy/approxkl_avg": pg_stats["policy/approxkl"],
+                               "policy/clipfrac_avg": pg_stats["policy/clipfrac"], "val/ratio": pg_stats["val/ratio"],
+                               "val/clipfrac_avg": vf_stats["val/clipfrac"],
+                               "policy/entropy_avg": masked_mean(entropy, mask).item()}
+                for k, v in micro_stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + cfg.grad_accum * torch.nn.utils.clip_grad_norm_(
+                params, cfg.max_grad_norm).item()
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+    return {k: v / count for k, v in sums.items()}
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------
+
+
+def save_checkpoint(store: storage.CheckpointStore, step: int, policy: torch.nn.Module, value_head: torch.nn.Module,
+                    opt: torch.optim.Optimizer, sched: Any, history: list[dict[str, float]]) -> None:
+    trainable = {n: p.detach().cpu() for n, p in policy.named_parameters() if p.requires_grad}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save({"trainable": trainable, "value_head": {k: v.cpu() for k, v in value_head.state_dict().items()},
+                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": loop.rng_state(),
+                    "step": step, "history": history}, Path(tmp) / "state.pt")
+        store.save(step, tmp, meta={"stage": "ppo"})
+
+
+def load_checkpoint(store: storage.CheckpointStore, step: int, policy: torch.nn.Module, value_head: torch.nn.Module,
+                    opt: torch.optim.Optimizer, sched: Any) -> list[dict[str, float]]:
+    """Restores everything in place; returns the metric history up to `step`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store.load(step, tmp)
+        state = torch.load(Path(tmp) / "state.pt", map_location="cpu", weights_only=False)
+    params = dict(policy.named_parameters())
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            params[name].copy_(value)
+    value_head.load_state_dict(state["value_head"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    loop.set_rng_state(state["rng"])
+    return state["history"]
+
+
+# ---------------------------------------------------------------------------
+# Stage
+# ---------------------------------------------------------------------------
+
+
+def total_steps(cfg: PPOConfig, n_prompts: int) -> int:
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * n_prompts / cfg.rollout_batch_size))
+
+
+def run(cfg: PPOConfig, sft_model: str, reward_model: str, train_uri: str, out_dir: str,
+        on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    stage = common.start("ppo", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
+    base_dir, rm_dir = models.resolve_model_dir(sft_model), models.resolve_model_dir(reward_model)
+    tokenizer = models.load_tokenizer(base_dir)
+    prompts = load_prompts(train_uri, tokenizer, cfg)
+
+    policy = models.load_causal_lm(base_dir, stage.dtype, stage.device)
+    ref_model = None
+    if cfg.lora.enabled:
+        policy = models.add_lora(policy, cfg.lora)
+    else:  # a full fine-tune moves every weight, so the reference needs its own frozen copy
+        ref_model = models.load_causal_lm(base_dir, stage.dtype, stage.device).eval().requires_grad_(False)
+    # No dropout anywhere: the first PPO epoch then sees exactly the sampling policy (ratio 1).
+    policy.eval()
+    value_head = new_value_head(policy.config.hidden_size, stage.device)
+    rm = load_reward_model(rm_dir, stage.dtype, stage.device).eval().requires_grad_(False)
+    rm_tokenizer = models.load_tokenizer(rm_dir)
+    print(f"ppo: {len(prompts)} prompts; policy {models.describe(policy)}; reward model "
+          f"{sum(p.numel() for p in rm.parameters())} params", flush=True)
+
+    steps = total_steps(cfg, len(prompts))
+    updates = steps * cfg.ppo_epochs * (cfg.rollout_batch_size // (cfg.batch_size * cfg.grad_accum))
+    params = [p for p in policy.parameters() if p.requires_grad] + list(value_head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    warmup = int(cfg.warmup_ratio * updates)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: loop.warmup_cosine(s, updates, warmup))
+    order = loop.DataOrder(len(prompts), 1, cfg.seed)
+
+    run_id = loop.fingerprint("ppo", cfg.model_dump(exclude={"tracking", "checkpoint_uri", "log_every", "sample_every"}),
+                              loop.file_digest(train_uri), str(base_dir), loop.file_digest(base_dir / "config.json"),
+                              loop.file_digest(rm_dir / "config.json"), loop.file_digest(rm_dir / "model.safetensors"))
+    store = storage.CheckpointStore(storage.join(cfg.checkpoint_uri, run_id)) if cfg.checkpoint_uri else None
+    resumed = store.latest() if store else None
+    start = 0
+    if store and resumed is not None:
+        stage.tracker.history.extend(load_checkpoint(store, resumed, policy, value_head, opt, sched))
+        start = resumed
+        print(f"ppo: resuming from step {resumed} of {steps} ({store.step_uri(resumed)})", flush=True)
+
+    samples: list[list[Any]] = []
+    bar = tqdm(total=steps, initial=start, desc="ppo", unit="step", dynamic_ncols=True, mininterval=2.0)
+    for step in range(start, steps):
+        batch_prompts = [prompts[i] for i in prompt_indices(order, step, cfg.rollout_batch_size)]
+        exp, stats = make_experience(policy, ref_model, value_head, rm, tokenizer, batch_prompts, cfg, stage.device,
+                                     rm_tokenizer)
+        lr = sched.get_last_lr()[0]
+        t0 = time.perf_counter()
+        stats.update(ppo_update(policy, value_head, params, opt, sched, exp, cfg))
+        stats.update({"time/training_s": time.perf_counter() - t0, "lr": lr,
+                      "episode": float((step + 1) * cfg.rollout_batch_size)})
+        done = step + 1
+        if done % cfg.log_every == 0 or done == steps:
+            stage.tracker.log(stats, step=done)
+        samples = [[done, p[-1]["content"], r, s, k] for p, r, s, k in
+                   zip(batch_prompts, exp.rollout.texts, exp.scores.tolist(), exp.kl.sum(-1).tolist(), strict=True)]
+        if cfg.sample_every and (done % cfg.sample_every == 0 or done == steps):
+            stage.tracker.log_table("samples", ["step", "prompt", "response", "score", "kl"], samples, step=done)
+        bar.set_postfix(score=f"{stats['objective/scores']:.3f}", kl=f"{stats['objective/kl']:.3f}")
+        bar.update(1)
+        if store and ((cfg.save_every and done % cfg.save_every == 0) or done == steps):
+            save_checkpoint(store, done, policy, value_head, opt, sched, stage.tracker.history)
+        if on_step:
+            on_step(done)
+    bar.close()
+
+    history = stage.tracker.history
+    summary = summarise(history, steps)
+    meta = {"stage": "ppo", "base_model": str(base_dir), "reward_model": str(rm_dir), "lora": cfg.lora.enabled,
+            "run_id": run_id, "value_head": "value_head.safetensors: Linear(hidden, 1) on the last hidden state"}
+    with common.atomic_dir(out_dir) as tmp:
+        models.save_model(policy, tokenizer, tmp, meta)
+        save_file({k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()},
+                  str(tmp / "value_head.safetensors"))
+        summary["wall_s"] = stage.elapsed()
+        common.write_summary(tmp, {**summary, "history": history})
+        (tmp / "report.html").write_text(render(summary, history, samples))
+    stage.tracker.set_summary(summary)
+    stage.tracker.finish()
+    return summary
+
+
+def summarise(history: list[dict[str, float]], steps: int) -> dict[str, float]:
+    """Last-step metrics, plus score and KL averaged over the first and last quarter of training."""
+    last = history[-1] if history else {}
+    keep = ("objective/scores", "objective/rm_score", "objective/kl", "objective/rlhf_reward", "response_length",
+            "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg")
+    summary = {k: last[k] for k in keep if k in last}
+    summary["steps"] = float(steps)
+    k = max(1, len(history) // 4)
+    for key, name in (("objective/scores", "score"), ("objective/kl", "kl")):
+        vals = [h[key] for h in history if key in h]
+        if vals:
+            summary[f"{name}/first_quarter"] = sum(vals[:k]) / len(vals[:k])
+            summary[f"{name}/last_quarter"] = sum(vals[-k:]) / len(vals[-k:])
+    times = [(h.get("time/generation_s", 0.0), h.get("time/scoring_s", 0.0), h.get("time/training_s", 0.0))
+             for h in history]
+    for i, name in enumerate(("generation", "scoring", "training")):
+        summary[f"time/{name}_total_s"] = sum(t[i] for t in times)
+    return summary
+
+
+def render(summary: dict[str, float], history: list[dict[str, float]], samples: list[list[Any]]) -> str:
+    def curve(key: str) -> list[tuple[float, float]]:
+        return [(h["step"], h[key]) for h in history if key in h]
+
+    charts = "".join([
+        report.line_chart("reward: RM score (minus EOS penalty) and RLHF reward (score - beta KL)",
+                          {"objective/scores": curve("objective/scores"),
+                           "objective/rlhf_reward": curve("objective/rlhf_reward")}),
+        report.line_chart("KL to the reference (nats per response)", {"objective/kl": curve("objective/kl")}),
+        report.line_chart("response length (tokens)", {"response_length": curve("response_length")}),
+        report.line_chart("policy: approx KL and clip fraction per update",
+                          {"policy/approxkl_avg": curve("policy/approxkl_avg"),
+                           "policy/clipfrac_avg": curve("policy/clipfrac_avg")}),
+    ])
+    rows = [[k, v] for k, v in sorted(summary.items())]
+    return report.page("kubealign PPO", [
+        ("Summary", report.table(["metric", "value"], rows)),
+        ("Training curves", charts or "<p class='note'>no history</p>"),
+        ("Last rollout batch", report.table(["step", "prompt", "response", "score", "kl"], samples, text_cols=(1, 2))),
+    ])
