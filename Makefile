@@ -46,6 +46,15 @@ lint: $(STAMP)
 compile: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/kubealign compile dpo -o out/dpo.yaml
+	$(VENV)/bin/kubealign compile ppo -o out/ppo.yaml
+
+# Trainer images (needs a Docker engine; the tag comes from kubealign.profiles, the one place it lives).
+images: $(STAMP)
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make images: no Docker engine here"; exit 1; }
+	docker build -f images/trainer-cpu.Dockerfile --build-arg VERSION="$$($(PY) -c 'import kubealign; print(kubealign.__version__)')" \
+	  -t "$$($(PY) -c 'from kubealign.profiles import DEFAULT_IMAGE; print(DEFAULT_IMAGE)')" .
+	docker build -f images/trainer-cuda.Dockerfile --build-arg VERSION="$$($(PY) -c 'import kubealign; print(kubealign.__version__)')" \
+	  -t "$$($(PY) -c 'from kubealign.profiles import DEFAULT_GPU_IMAGE; print(DEFAULT_GPU_IMAGE)')" .
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache
