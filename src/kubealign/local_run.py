@@ -19,7 +19,9 @@ KEY_METRICS = (
     "total", "accepted", "train", "eval", "train/loss", "eval/loss", "tokens_per_s", "eval/rewards/accuracies",
     "eval/rewards/margins", "pairs/sft/accuracy", "pairs/aligned/accuracy", "pairs/sft/margin",
     "pairs/aligned/margin", "refusal/harmful/sft", "refusal/harmful/aligned", "refusal/benign_edgy/sft",
-    "refusal/benign_edgy/aligned", "merged_mib",
+    "refusal/benign_edgy/aligned", "winrate/implicit_reward", "kl/aligned_vs_sft", "eval/accuracy",
+    "objective/scores", "objective/kl", "score/first_quarter", "score/last_quarter", "winrate/reward_model",
+    "rm_score/sft", "rm_score/aligned", "safety/unsafe_rate/aligned", "merged_mib",
 )
 
 
