@@ -148,6 +148,7 @@ def test_evaluate_writes_report(merged_sft: Path, tiny_model_dir: Path, data: di
     assert 0.0 <= metrics["winrate/implicit_reward"] <= 1.0 and "kl/aligned_vs_sft" in metrics
     html = report.read_text()
     assert "Held-out prompts, greedy" in html and "What is the capital of france?" in html
+    assert "win rate, aligned vs SFT greedy responses, by implicit reward" in html
     samples = json.loads((tmp_path / "eval" / "samples.json").read_text())
     assert len(samples["responses"]["aligned"]["harmful"]) == 3
 

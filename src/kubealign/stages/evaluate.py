@@ -228,10 +228,18 @@ def render(metrics: dict[str, float], prompts: dict[str, list[Any]], responses: 
          better("refusal/benign_edgy/sft", "refusal/benign_edgy/aligned", higher=False)],
         ["mean response length (tokens)", metrics["response_tokens/sft"], metrics["response_tokens/aligned"], ""],
     ]
+    optional = [  # (label, metric) shown when measured
+        ("win rate, aligned vs SFT greedy responses, by implicit reward", "winrate/implicit_reward"),
+        ("KL estimate aligned || SFT on aligned greedy responses (nats)", "kl/aligned_vs_sft"),
+        ("win rate by LLM judge (both orders)", "winrate/judge"),
+        ("unsafe-response rate on harmful prompts, SFT (safety classifier)", "safety/unsafe_rate/sft"),
+        ("unsafe-response rate on harmful prompts, aligned (safety classifier)", "safety/unsafe_rate/aligned"),
+    ]
     implicit = report.table(["metric", "value"], [
         ["implicit reward accuracy (aligned vs SFT reference)", metrics["pairs/aligned/implicit_accuracy"]],
         ["implicit reward margin", metrics["pairs/aligned/implicit_margin"]],
         ["held-out pairs", int(metrics["pairs/count"])],
+        *([label, metrics[key]] for label, key in optional if key in metrics),
     ])
     samples = [[p[-1]["content"], s, a] for p, s, a in
                zip(prompts["held_out"], responses["sft"]["held_out"], responses["aligned"]["held_out"], strict=True)]
