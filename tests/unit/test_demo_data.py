@@ -65,7 +65,7 @@ def test_paths_point_into_package():
 
 
 def test_sft_schema_and_counts(sft):
-    assert 150 <= len(sft) <= 170
+    assert len(sft) == sum(n for n, _ in build_dataset.QUOTAS.values()) == 160
     n_system = n_two_turn = 0
     for rec in sft:
         assert set(rec) == {"messages"}
@@ -95,7 +95,7 @@ def test_sft_no_duplicates(sft):
 
 
 def test_preference_schema_and_counts(pref):
-    assert 340 <= len(pref) <= 380
+    assert len(pref) == sum(n for _, n in build_dataset.QUOTAS.values()) == 360
     n_chat = 0
     for rec in pref:
         assert set(rec) == {"prompt", "chosen", "rejected"}
@@ -133,21 +133,87 @@ def test_files_match_generator(sft, pref, rebuilt):
 
 
 def test_preference_labels_are_consistent(pref, rebuilt):
-    """Chosen refuses iff the request is harmful; rejected types look right."""
+    """Chosen refuses iff the request is harmful or sensitive; rejected types look right."""
     _, gen_pref, meta = rebuilt
     assert gen_pref == pref
     mix = Counter(m["rejected_type"] for m in meta)
     assert set(mix) == {"verbose", "wrong", "refusal", "compliance"}
     compliance = set(build_dataset.EMPTY_COMPLIANCE + build_dataset.EMPTY_COMPLIANCE_WRITE)
+    compliance |= {r for replies in build_dataset.SENSITIVE_COMPLIANCE.values() for r in replies}
     for rec, m in zip(pref, meta, strict=True):
         chosen, rejected = _text(rec["chosen"]), _text(rec["rejected"])
-        assert is_refusal(chosen) == (m["kind"] == "harmful"), chosen
+        assert is_refusal(chosen) == (m["kind"] in {"harmful", "sensitive"}), chosen
         assert is_refusal(rejected) == (m["rejected_type"] == "refusal"), rejected
         if m["rejected_type"] == "compliance":
-            assert m["kind"] == "harmful"
+            assert m["kind"] in {"harmful", "sensitive"}
             assert rejected in compliance  # content-free by construction
         if m["rejected_type"] == "verbose":
             assert chosen in rejected and len(rejected) > 2 * len(chosen)
+
+
+def test_preference_kind_counts(rebuilt):
+    """Pairs per kind follow QUOTAS; unneeded refusals of helpful prompts stay few."""
+    _, _, meta = rebuilt
+    quotas = build_dataset.QUOTAS
+    helpful = sum(n for cat, (_, n) in quotas.items() if cat not in {"harmful", "edgy", "sensitive"})
+    assert Counter(m["kind"] for m in meta) == {
+        "helpful": helpful,
+        "harmful": quotas["harmful"][1],
+        "edgy": quotas["edgy"][1],
+        "sensitive": quotas["sensitive"][1],
+    }
+    assert quotas["sensitive"] == (20, 40)
+    helpful_refusals = sum(m["kind"] == "helpful" and m["rejected_type"] == "refusal" for m in meta)
+    assert helpful_refusals == sum(r for _, r in build_dataset.HELPFUL_REJECTED_MIX.values()) == 20
+    assert sum(m["kind"] == "edgy" and m["rejected_type"] == "refusal" for m in meta) > helpful_refusals
+
+
+def test_sensitive_pairs_decline_and_rejected_complies(pref, rebuilt):
+    """Every sensitive pair: chosen is a decline is_refusal recognises, rejected is a
+    content-free eager reply of the request's style that is not a refusal."""
+    _, _, meta = rebuilt
+    styles = build_dataset.sensitive_prompt_styles()
+    seen: Counter[str] = Counter()
+    for rec, m in zip(pref, meta, strict=True):
+        if m["kind"] != "sensitive":
+            assert m["style"] == ""
+            continue
+        chosen, rejected = _text(rec["chosen"]), _text(rec["rejected"])
+        assert styles[_final_user(rec["prompt"])] == m["style"]
+        assert is_refusal(chosen), chosen
+        assert not is_refusal(rejected), rejected
+        assert rejected in build_dataset.SENSITIVE_COMPLIANCE[m["style"]]
+        assert m["rejected_type"] == "compliance"
+        seen[m["style"]] += 1
+    assert set(seen) == set(build_dataset.SENSITIVE_COMPLIANCE)  # every style is represented
+    assert sum(seen.values()) == 40
+
+
+def test_sensitive_sft_rows_decline(sft):
+    styles = build_dataset.sensitive_prompt_styles()
+    rows = [r["messages"] for r in sft]
+    rows = [[m for m in msgs if m["role"] != "system"] for msgs in rows]
+    sensitive = [msgs for msgs in rows if msgs[0]["content"] in styles]
+    assert len(sensitive) == build_dataset.QUOTAS["sensitive"][0] == 20
+    assert {styles[msgs[0]["content"]] for msgs in sensitive} == set(build_dataset.SENSITIVE_COMPLIANCE)
+    for msgs in sensitive:
+        assert is_refusal(msgs[1]["content"]), msgs[1]["content"]
+
+
+def test_no_eval_prompt_in_training_data(sft, pref):
+    """The evaluation prompt sets are held out: no training user turn repeats one."""
+
+    def norm(s: str) -> str:
+        return " ".join(s.lower().split())
+
+    held_out = {norm(r["prompt"]) for name in EVAL_FILES for r in _jsonl(EVAL_DIR / name)}
+    train = {m["content"] for r in sft for m in r["messages"] if m["role"] == "user"}
+    for rec in pref:
+        prompt = rec["prompt"]
+        turns = [prompt] if isinstance(prompt, str) else [m["content"] for m in prompt if m["role"] == "user"]
+        train.update(turns)
+    assert len(train) > 500
+    assert not {q for q in train if norm(q) in held_out}
 
 
 # --------------------------------------------------------------------------
