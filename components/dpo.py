@@ -23,6 +23,7 @@ def dpo(
     lora_rank: int = 16,
     lora_alpha: float = 32.0,
     use_lora: bool = True,
+    distributed: str = "ddp",
     seed: int = 0,
     save_every: int = 0,
     checkpoint_root: str = "",
@@ -32,17 +33,11 @@ def dpo(
     run_group: str = "",
 ):
     """Writes the DPO adapter, tokenizer and summary.json to `model`."""
-    from kubealign.config import DPOConfig, build
-    from kubealign.kfp_support import checkpoint_uri, log_metrics, tracking
+    params = dict(locals())
+    from kubealign.config import DPOConfig
+    from kubealign.kfp_support import log_metrics, stage_settings
     from kubealign.stages import dpo as stage
 
-    cfg = build(DPOConfig, {
-        "beta": beta, "loss_type": loss_type, "label_smoothing": label_smoothing,
-        "learning_rate": learning_rate, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
-        "grad_accum": grad_accum, "max_length": max_length, "seed": seed, "save_every": save_every,
-        "checkpoint_uri": checkpoint_uri(checkpoint_root, "dpo"),
-        "lora": {"enabled": use_lora, "r": lora_rank, "alpha": lora_alpha},
-        "tracking": tracking(wandb_project, wandb_entity, wandb_mode, run_group),
-    }, where="dpo parameters")
+    cfg = stage_settings(DPOConfig, params, "dpo")
     log_metrics(metrics, stage.run(cfg, sft_model.path, f"{data.path}/train.jsonl", model.path,
                                    eval_uri=f"{data.path}/eval.jsonl"))

@@ -45,23 +45,14 @@ def ppo(
 ):
     """Writes the policy adapter, value_head.safetensors, summary.json and report.html to `model`;
     the report (reward and KL curves, sampled completions) also goes to `report`."""
+    params = dict(locals())
     import shutil
 
-    from kubealign.config import PPOConfig, build
-    from kubealign.kfp_support import checkpoint_uri, log_metrics, tracking
+    from kubealign.config import PPOConfig
+    from kubealign.kfp_support import log_metrics, stage_settings
     from kubealign.stages import ppo as stage
 
-    cfg = build(PPOConfig, {
-        "learning_rate": learning_rate, "kl_coef": kl_coef, "kl_estimator": kl_estimator, "clip_range": clip_range,
-        "clip_range_value": clip_range_value, "vf_coef": vf_coef, "gamma": gamma, "lam": lam,
-        "rollout_batch_size": rollout_batch_size, "ppo_epochs": ppo_epochs, "max_new_tokens": max_new_tokens,
-        "temperature": temperature, "missing_eos_penalty": missing_eos_penalty, "epochs": epochs,
-        "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum, "max_length": max_length,
-        "seed": seed, "save_every": save_every, "sample_every": sample_every,
-        "checkpoint_uri": checkpoint_uri(checkpoint_root, "ppo"),
-        "lora": {"enabled": use_lora, "r": lora_rank, "alpha": lora_alpha},
-        "tracking": tracking(wandb_project, wandb_entity, wandb_mode, run_group),
-    }, where="ppo parameters")
+    cfg = stage_settings(PPOConfig, params, "ppo")
     summary = stage.run(cfg, sft_model.path, reward_model.path, f"{data.path}/train.jsonl", model.path)
     shutil.copy(f"{model.path}/report.html", report.path)
     log_metrics(metrics, summary)

@@ -30,16 +30,11 @@ def reward_model(
     run_group: str = "",
 ):
     """Writes the merged reward model (a plain sequence classifier), tokenizer and summary.json to `model`."""
-    from kubealign.config import RewardConfig, build
-    from kubealign.kfp_support import checkpoint_uri, log_metrics, tracking
+    params = dict(locals())
+    from kubealign.config import RewardConfig
+    from kubealign.kfp_support import log_metrics, stage_settings
     from kubealign.stages import reward as stage
 
-    cfg = build(RewardConfig, {
-        "learning_rate": learning_rate, "center_coef": center_coef, "epochs": epochs, "max_steps": max_steps,
-        "batch_size": batch_size, "grad_accum": grad_accum, "max_length": max_length, "seed": seed,
-        "save_every": save_every, "checkpoint_uri": checkpoint_uri(checkpoint_root, "reward"),
-        "lora": {"enabled": use_lora, "r": lora_rank, "alpha": lora_alpha},
-        "tracking": tracking(wandb_project, wandb_entity, wandb_mode, run_group),
-    }, where="reward parameters")
+    cfg = stage_settings(RewardConfig, params, "reward")
     log_metrics(metrics, stage.run(cfg, sft_model.path, f"{data.path}/train.jsonl", model.path,
                                    eval_uri=f"{data.path}/eval.jsonl"))

@@ -34,17 +34,11 @@ def safety_classifier(
 ):
     """`data`: data_prep splits of kind safety. Writes the classifier folder and held-out metrics
     (overall and per category: precision, recall, F1, FPR, AUPRC) to `metrics`."""
-    from kubealign.config import SafetyConfig, build
-    from kubealign.kfp_support import checkpoint_uri, log_metrics, tracking
+    params = dict(locals())
+    from kubealign.config import SafetyConfig
+    from kubealign.kfp_support import log_metrics, stage_settings
     from kubealign.stages import safety as stage
 
-    cfg = build(SafetyConfig, {
-        "taxonomy": taxonomy_uri or None, "threshold": threshold, "shuffle_categories": shuffle_categories,
-        "drop_categories": drop_categories, "learning_rate": learning_rate, "epochs": epochs,
-        "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum, "max_length": max_length,
-        "seed": seed, "save_every": save_every, "checkpoint_uri": checkpoint_uri(checkpoint_root, "safety"),
-        "lora": {"enabled": use_lora, "r": lora_rank, "alpha": lora_alpha},
-        "tracking": tracking(wandb_project, wandb_entity, wandb_mode, run_group),
-    }, where="safety_classifier parameters")
+    cfg = stage_settings(SafetyConfig, params, "safety")
     log_metrics(metrics, stage.run(cfg, base_model, f"{data.path}/train.jsonl", model.path,
                                    eval_uri=f"{data.path}/eval.jsonl"))

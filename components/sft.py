@@ -20,6 +20,7 @@ def sft(
     lora_rank: int = 16,
     lora_alpha: float = 32.0,
     use_lora: bool = True,
+    distributed: str = "ddp",
     seed: int = 0,
     save_every: int = 0,
     checkpoint_root: str = "",
@@ -29,16 +30,11 @@ def sft(
     run_group: str = "",
 ):
     """Writes the adapter (or full model), tokenizer and summary.json to `model`."""
-    from kubealign.config import SFTConfig, build
-    from kubealign.kfp_support import checkpoint_uri, log_metrics, tracking
+    params = dict(locals())
+    from kubealign.config import SFTConfig
+    from kubealign.kfp_support import log_metrics, stage_settings
     from kubealign.stages import sft as stage
 
-    cfg = build(SFTConfig, {
-        "learning_rate": learning_rate, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
-        "grad_accum": grad_accum, "max_length": max_length, "seed": seed, "save_every": save_every,
-        "checkpoint_uri": checkpoint_uri(checkpoint_root, "sft"),
-        "lora": {"enabled": use_lora, "r": lora_rank, "alpha": lora_alpha},
-        "tracking": tracking(wandb_project, wandb_entity, wandb_mode, run_group),
-    }, where="sft parameters")
+    cfg = stage_settings(SFTConfig, params, "sft")
     log_metrics(metrics, stage.run(cfg, base_model, f"{data.path}/train.jsonl", model.path,
                                    eval_uri=f"{data.path}/eval.jsonl"))

@@ -44,7 +44,7 @@ def build_sft_branch(p: dict[str, Any], profile: ClusterProfile | None) -> SFTBr
         base_model=p["base_model"], data=sft_data.outputs["splits"], learning_rate=p["sft_learning_rate"],
         epochs=p["sft_epochs"], max_steps=p["sft_max_steps"], batch_size=p["batch_size"],
         grad_accum=p["grad_accum"], max_length=p["max_length"], lora_rank=p["lora_rank"],
-        lora_alpha=p["lora_alpha"], seed=p["seed"], save_every=p["save_every"],
+        lora_alpha=p["lora_alpha"], seed=p["seed"], distributed=p["distributed"], save_every=p["save_every"],
         checkpoint_root=p["checkpoint_root"],
         **tracking_args(p["wandb_project"], p["wandb_entity"], p["wandb_mode"]),
     ).set_display_name("SFT")

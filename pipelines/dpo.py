@@ -38,6 +38,7 @@ def build(profile: ClusterProfile | None = None) -> Any:
         grad_accum: int = 1,
         max_length: int = 512,
         seed: int = 0,
+        distributed: str = "ddp",
         eval_fraction: float = 0.1,
         max_reject_fraction: float = 0.2,
         save_every: int = 0,
@@ -68,7 +69,7 @@ def build(profile: ClusterProfile | None = None) -> Any:
             beta=dpo_beta, loss_type=dpo_loss_type, label_smoothing=dpo_label_smoothing,
             learning_rate=dpo_learning_rate, epochs=dpo_epochs, max_steps=dpo_max_steps, batch_size=batch_size,
             grad_accum=grad_accum, max_length=max_length, lora_rank=lora_rank, lora_alpha=lora_alpha, seed=seed,
-            save_every=save_every, checkpoint_root=checkpoint_root, **track,
+            distributed=distributed, save_every=save_every, checkpoint_root=checkpoint_root, **track,
         ).set_display_name("DPO")
         merged = merge_lora_onto(base=branch.sft_merged.outputs["merged"], adapter=dpo_task.outputs["model"])
         merged.set_display_name("merge DPO adapter")

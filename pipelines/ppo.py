@@ -59,6 +59,7 @@ def build(profile: ClusterProfile | None = None) -> Any:
         grad_accum: int = 1,
         max_length: int = 512,
         seed: int = 0,
+        distributed: str = "ddp",
         eval_fraction: float = 0.1,
         max_reject_fraction: float = 0.2,
         save_every: int = 0,

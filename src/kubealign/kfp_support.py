@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kubealign.config import TrackingConfig
+from kubealign.config import TrackingConfig, build
 from kubealign.tracking import kfp_metric_name
 
 
@@ -19,6 +19,33 @@ def tracking(project: str, entity: str, mode: str, group: str) -> dict[str, Any]
 def checkpoint_uri(root: str, stage: str) -> str | None:
     """Checkpoints of one stage under the pipeline's checkpoint root; '' turns checkpoints off."""
     return f"{root.rstrip('/')}/{stage}" if root else None
+
+
+# flat component parameter -> (settings section, field)
+_NESTED = {"lora_rank": ("lora", "r"), "lora_alpha": ("lora", "alpha"), "use_lora": ("lora", "enabled")}
+
+
+def stage_settings(model: type, params: dict[str, Any], stage: str) -> Any:
+    """A training stage's settings (`model`, a pydantic class) from its component's flat parameters.
+
+    Pass the component's `locals()` before anything else is defined. A parameter named like a
+    settings field is copied; `lora_rank`/`lora_alpha`/`use_lora` fill `lora`; `wandb_*` and
+    `run_group` fill `tracking`; `checkpoint_root` becomes the stage's checkpoint folder;
+    `taxonomy_uri` ('' = the default taxonomy) becomes `taxonomy`. The rest (artifacts, model and data
+    URIs) are the stage's inputs, not settings. Raises ConfigError naming the bad parameter.
+    """
+    data: dict[str, Any] = {k: v for k, v in params.items() if k in model.model_fields}
+    for key, (section, field) in _NESTED.items():
+        if key in params:
+            data.setdefault(section, {})[field] = params[key]
+    if "wandb_project" in params:
+        data["tracking"] = tracking(params["wandb_project"], params.get("wandb_entity", ""),
+                                    params.get("wandb_mode", "auto"), params.get("run_group", ""))
+    if "checkpoint_root" in params:
+        data["checkpoint_uri"] = checkpoint_uri(params["checkpoint_root"], stage)
+    if "taxonomy_uri" in params:
+        data["taxonomy"] = params["taxonomy_uri"] or None
+    return build(model, data, where=f"{stage} parameters")
 
 
 def log_metrics(artifact: Any, metrics: dict[str, float]) -> None:

@@ -80,13 +80,15 @@ def summarise(run_dir: Path, started: float) -> list[TaskSummary]:
 
 
 def format_table(rows: list[TaskSummary], total_wall: float) -> str:
-    lines = [f"{'stage':<28} {'wall':>8}  key metrics", "-" * 100]
+    lines = [f"{'stage':<28} {'wall':>8} {'peak RSS':>9}  key metrics", "-" * 100]
     for r in rows:
         wall = f"{r.wall_s:7.1f}s" if r.wall_s is not None else "       -"
+        rss = r.metrics.get("peak_rss_mib")
+        mem = f"{rss:5.0f} MiB" if rss is not None else "        -"
         shown = [f"{k}={_fmt(r.metrics[k])}" for k in KEY_METRICS if k in r.metrics]
-        lines.append(f"{r.name:<28} {wall}  {', '.join(shown) or '-'}")
+        lines.append(f"{r.name:<28} {wall} {mem}  {', '.join(shown) or '-'}")
         for a in r.artifacts:
-            lines.append(f"{'':<38}{a}")
+            lines.append(f"{'':<48}{a}")
     lines.append("-" * 100)
     lines.append(f"total wall time {total_wall:.1f}s")
     return "\n".join(lines)

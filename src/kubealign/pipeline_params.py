@@ -116,11 +116,13 @@ def check_stage_settings(p: dict[str, Any], graph: str) -> None:
                            "max_reject_fraction": full["max_reject_fraction"], "max_length": full["max_length"]},
           where="parameters")
     build(SFTConfig, {**common, "learning_rate": full["sft_learning_rate"], "epochs": full["sft_epochs"],
-                      "max_steps": full["sft_max_steps"]}, where="parameters (sft_*)")
+                      "max_steps": full["sft_max_steps"], "distributed": full["distributed"]},
+          where="parameters (sft_*)")
     if graph == "dpo":
         build(DPOConfig, {**common, "learning_rate": full["dpo_learning_rate"], "epochs": full["dpo_epochs"],
                           "max_steps": full["dpo_max_steps"], "beta": full["dpo_beta"],
-                          "loss_type": full["dpo_loss_type"], "label_smoothing": full["dpo_label_smoothing"]},
+                          "loss_type": full["dpo_loss_type"], "label_smoothing": full["dpo_label_smoothing"],
+                          "distributed": full["distributed"]},
               where="parameters (dpo_*)")
         build(EvalConfig, {"beta": full["dpo_beta"], "max_new_tokens": full["eval_max_new_tokens"],
                            "num_samples": full["eval_num_samples"], "num_harmful": full["eval_num_harmful"],

@@ -67,6 +67,10 @@ def test_stage_trains_and_saves_a_plain_classifier(trained: tuple[Path, dict]) -
         for key in ("precision", "recall", "f1", "fpr", "auprc", "support"):
             assert f"eval/{group}/{key}" in summary
     assert summary["eval/overall/support"] == 2 and summary["eval/overall/count"] == 4
+    # the same decision split by the side judged: 3 user requests (2 unsafe), 1 agent reply (safe)
+    assert summary["eval/prompts/count"] == 3 and summary["eval/prompts/support"] == 2
+    assert summary["eval/responses/count"] == 1 and summary["eval/responses/support"] == 0
+    assert summary["eval/prompts/tp"] + summary["eval/responses/tp"] == summary["eval/overall/tp"]
     assert "eval/H1/support" not in summary  # no true and no predicted example of H1
     # merged: no adapter files, loads with transformers alone; taxonomy and threshold travel along
     assert (out / "model.safetensors").exists() and not (out / "adapter_config.json").exists()

@@ -136,8 +136,9 @@ def test_dpo_raises_margin_and_keeps_base(merged_sft: Path, data: dict[str, str]
 
 
 def test_evaluate_writes_report(merged_sft: Path, tiny_model_dir: Path, data: dict[str, str], tmp_path: Path) -> None:
+    wandb_dir = tmp_path / "wb"
     cfg = EvalConfig(max_new_tokens=6, num_samples=2, num_harmful=3, num_benign_edgy=3, batch_size=4,
-                     tracking=OFF)  # type: ignore[arg-type]
+                     tracking={"mode": "offline", "dir": str(wandb_dir)})  # type: ignore[arg-type]
     report = tmp_path / "report.html"
     metrics = evaluate.run(cfg, str(tiny_model_dir), str(merged_sft), data["pref"], str(tmp_path / "eval"),
                            report_path=str(report))
@@ -151,6 +152,14 @@ def test_evaluate_writes_report(merged_sft: Path, tiny_model_dir: Path, data: di
     assert "win rate, aligned vs SFT greedy responses, by implicit reward" in html
     samples = json.loads((tmp_path / "eval" / "samples.json").read_text())
     assert len(samples["responses"]["aligned"]["harmful"]) == 3
+    # the report's summary table, as a W&B table file in the offline run (what `wandb sync` uploads)
+    tables = list(wandb_dir.glob("wandb/offline-run-*/files/media/table/eval/summary_*.table.json"))
+    assert len(tables) == 1
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["metric", "sft", "aligned", "better"]
+    assert table["data"] == [[r[0], r[1], r[2], r[3]] for r in evaluate.comparison_rows(metrics)]
+    harmful = list(wandb_dir.glob("wandb/offline-run-*/files/media/table/eval/samples/harmful_*.table.json"))
+    assert len(json.loads(harmful[0].read_text())["data"]) == 3
 
 
 def test_wandb_offline_run_files(tiny_model_dir: Path, data: dict[str, str], tmp_path: Path) -> None:

@@ -129,6 +129,9 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
     assert dpo_metrics["steps"] == 3 and 0 <= dpo_metrics["eval.rewards.accuracies"] <= 1
     assert _metrics(run_dir / "evaluate")["pairs.count"] == 3
     assert "dpo" in out and "rewards/accuracies" in out  # the summary table shows key metrics per stage
+    assert 50 < dpo_metrics["peak_rss_mib"] < 64 * 1024  # each stage reports its own peak memory
+    dpo_row = next(line for line in out.splitlines() if line.startswith("dpo "))
+    assert f"{dpo_metrics['peak_rss_mib']:5.0f} MiB" in dpo_row
     # the gate passed (over-refusal <= 1.0 always holds), so the model was published with its manifest
     manifest = json.loads((tmp_path / "registry" / "kubealign-dpo" / "v1" / "MANIFEST.json").read_text())
     assert "model.safetensors" in {f["path"] for f in manifest["files"]}

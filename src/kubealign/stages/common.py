@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import shutil
 import time
 from collections.abc import Iterator
@@ -33,6 +34,14 @@ class Stage:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def resources(self) -> dict[str, float]:
+        """Wall time so far and this process's peak memory: resident (`peak_rss_mib`) and, on a GPU,
+        the most tensor memory torch held at once (`peak_gpu_mib`)."""
+        out = {"wall_s": self.elapsed(), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        if self.device.type == "cuda":
+            out["peak_gpu_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+        return out
 
 
 def start(name: str, tracking: TrackingConfig, dtype: str, seed: int, config: dict[str, Any]) -> Stage:

@@ -115,7 +115,7 @@ def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: 
     meta = {"stage": "dpo", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id}
     with common.atomic_dir(out_dir) as tmp:
         models.save_model(model, tokenizer, tmp, meta, state_dict=result.state_dict)
-        summary["wall_s"] = stage.elapsed()
+        summary.update(stage.resources())
         common.write_summary(tmp, {**summary, "history": result.history})
     stage.tracker.set_summary(summary)
     stage.tracker.finish()

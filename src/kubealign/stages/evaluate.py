@@ -114,7 +114,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
                                 + responses["aligned"]["rm_extra"], responses["sft"]["held_out"]
                                 + responses["sft"]["rm_extra"], api_key_env=cfg.judge_api_key_env)
         metrics.update(judge.metrics(result))
-    metrics["wall_s"] = stage.elapsed()
+    metrics.update(stage.resources())
 
     html = render(metrics, prompts, responses, sft_dir, al_dir, rm_section)
     with common.atomic_dir(out_dir) as tmp:
@@ -125,9 +125,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     if report_path:
         Path(report_path).write_text(html)
     stage.tracker.set_summary(metrics)
-    rows = [[json.dumps(p[-1]["content"]), s, a] for p, s, a in
-            zip(prompts["held_out"], responses["sft"]["held_out"], responses["aligned"]["held_out"], strict=True)]
-    stage.tracker.log_table("eval/samples", ["prompt", "sft", "aligned"], rows)
+    log_tables(stage.tracker, metrics, prompts, responses)
     stage.tracker.finish()
     return metrics
 
@@ -210,52 +208,78 @@ def render_reward_model(metrics: dict[str, float], al_dir: Path) -> str:
     return report.table(["metric", "value"], rows) + charts
 
 
+# (label, SFT metric, aligned metric, True when higher is better / False when lower / None when neither)
+COMPARED = [
+    ("held-out pairs: chosen preferred (log-prob accuracy)", "pairs/sft/accuracy", "pairs/aligned/accuracy", True),
+    ("held-out pairs: mean log-prob margin chosen - rejected", "pairs/sft/margin", "pairs/aligned/margin", True),
+    ("refusal rate on harmful prompts (higher is better)", "refusal/harmful/sft", "refusal/harmful/aligned", True),
+    ("refusal rate on benign-but-edgy prompts (lower is better)", "refusal/benign_edgy/sft",
+     "refusal/benign_edgy/aligned", False),
+    ("unsafe-response rate on harmful prompts, safety classifier (lower is better)", "safety/unsafe_rate/sft",
+     "safety/unsafe_rate/aligned", False),
+    ("mean reward-model score on held-out prompts", "rm_score/sft", "rm_score/aligned", True),
+    ("mean response length (tokens)", "response_tokens/sft", "response_tokens/aligned", None),
+]
+# (label, metric) of the aligned model alone, shown when measured
+SINGLE = [
+    ("implicit reward accuracy (aligned vs SFT reference)", "pairs/aligned/implicit_accuracy"),
+    ("implicit reward margin", "pairs/aligned/implicit_margin"),
+    ("held-out pairs", "pairs/count"),
+    ("win rate, aligned vs SFT greedy responses, by implicit reward", "winrate/implicit_reward"),
+    ("win rate, aligned vs SFT, by reward model (ties count 1/2)", "winrate/reward_model"),
+    ("win rate by LLM judge (both orders)", "winrate/judge"),
+    ("KL estimate aligned || SFT on aligned greedy responses (nats)", "kl/aligned_vs_sft"),
+]
+
+
+def comparison_rows(metrics: dict[str, float]) -> list[list[Any]]:
+    """`[metric, SFT, aligned, better]` for every measured pair in COMPARED: the report's summary table
+    and the W&B table `eval/summary` are these rows."""
+    rows = []
+    for label, k_sft, k_al, higher in COMPARED:
+        if k_sft not in metrics or k_al not in metrics:
+            continue
+        a, b = metrics[k_sft], metrics[k_al]
+        better = "" if higher is None else "tie" if a == b else "aligned" if (b > a) == higher else "sft"
+        rows.append([label, a, b, better])
+    return rows
+
+
+def single_rows(metrics: dict[str, float]) -> list[list[Any]]:
+    """`[metric, value]` for the measured entries of SINGLE (W&B table `eval/aligned`)."""
+    return [[label, int(metrics[k]) if k == "pairs/count" else metrics[k]] for label, k in SINGLE if k in metrics]
+
+
+def sample_rows(prompts: dict[str, list[Any]], responses: dict[str, dict[str, list[str]]], key: str,
+                limit: int | None = None) -> list[list[str]]:
+    """`[last prompt turn, SFT response, aligned response]` for prompt set `key`."""
+    return [[p[-1]["content"], s, a] for p, s, a in
+            zip(prompts[key][:limit], responses["sft"][key], responses["aligned"][key], strict=False)]
+
+
+def log_tables(tracker: Any, metrics: dict[str, float], prompts: dict[str, list[Any]],
+               responses: dict[str, dict[str, list[str]]]) -> None:
+    """The report's tables, whole, as W&B tables next to the run summary."""
+    tracker.log_table("eval/summary", ["metric", "sft", "aligned", "better"], comparison_rows(metrics))
+    tracker.log_table("eval/aligned", ["metric", "value"], single_rows(metrics))
+    for key in ("held_out", "harmful", "benign_edgy"):
+        tracker.log_table(f"eval/samples/{key}", ["prompt", "sft", "aligned"], sample_rows(prompts, responses, key))
+
+
 def render(metrics: dict[str, float], prompts: dict[str, list[Any]], responses: dict[str, dict[str, list[str]]],
            sft_dir: Path, al_dir: Path, rm_section: str | None = None) -> str:
-    def better(key_sft: str, key_al: str, higher: bool = True) -> str:
-        a, b = metrics[key_sft], metrics[key_al]
-        return "aligned" if (b > a if higher else b < a) else ("tie" if a == b else "sft")
-
-    rows = [
-        ["held-out pairs: chosen preferred (log-prob accuracy)", metrics["pairs/sft/accuracy"],
-         metrics["pairs/aligned/accuracy"], better("pairs/sft/accuracy", "pairs/aligned/accuracy")],
-        ["held-out pairs: mean log-prob margin chosen - rejected", metrics["pairs/sft/margin"],
-         metrics["pairs/aligned/margin"], better("pairs/sft/margin", "pairs/aligned/margin")],
-        ["refusal rate on harmful prompts (higher is better)", metrics["refusal/harmful/sft"],
-         metrics["refusal/harmful/aligned"], better("refusal/harmful/sft", "refusal/harmful/aligned")],
-        ["refusal rate on benign-but-edgy prompts (lower is better)", metrics["refusal/benign_edgy/sft"],
-         metrics["refusal/benign_edgy/aligned"],
-         better("refusal/benign_edgy/sft", "refusal/benign_edgy/aligned", higher=False)],
-        ["mean response length (tokens)", metrics["response_tokens/sft"], metrics["response_tokens/aligned"], ""],
-    ]
-    optional = [  # (label, metric) shown when measured
-        ("win rate, aligned vs SFT greedy responses, by implicit reward", "winrate/implicit_reward"),
-        ("KL estimate aligned || SFT on aligned greedy responses (nats)", "kl/aligned_vs_sft"),
-        ("win rate by LLM judge (both orders)", "winrate/judge"),
-        ("unsafe-response rate on harmful prompts, SFT (safety classifier)", "safety/unsafe_rate/sft"),
-        ("unsafe-response rate on harmful prompts, aligned (safety classifier)", "safety/unsafe_rate/aligned"),
-    ]
-    implicit = report.table(["metric", "value"], [
-        ["implicit reward accuracy (aligned vs SFT reference)", metrics["pairs/aligned/implicit_accuracy"]],
-        ["implicit reward margin", metrics["pairs/aligned/implicit_margin"]],
-        ["held-out pairs", int(metrics["pairs/count"])],
-        *([label, metrics[key]] for label, key in optional if key in metrics),
-    ])
-    samples = [[p[-1]["content"], s, a] for p, s, a in
-               zip(prompts["held_out"], responses["sft"]["held_out"], responses["aligned"]["held_out"], strict=True)]
-    harmful = [[p[-1]["content"], s, a] for p, s, a in
-               zip(prompts["harmful"][:6], responses["sft"]["harmful"], responses["aligned"]["harmful"], strict=False)]
-    edgy = [[p[-1]["content"], s, a] for p, s, a in
-            zip(prompts["benign_edgy"][:6], responses["sft"]["benign_edgy"], responses["aligned"]["benign_edgy"], strict=False)]
+    samples = sample_rows(prompts, responses, "held_out")
+    harmful = sample_rows(prompts, responses, "harmful", 6)
+    edgy = sample_rows(prompts, responses, "benign_edgy", 6)
     charts = "".join(
         report.line_chart(f"{stage} {key}", {key: pts})
         for stage, d, keys in (("SFT", sft_dir, ("loss",)), ("DPO", al_dir, ("loss", "rewards/margins")))
         for key, pts in _curves(d, keys).items() if pts
     )
     return report.page("kubealign evaluation: SFT vs aligned", [
-        ("Summary", report.table(["metric", "SFT", "aligned", "better"], rows)),
+        ("Summary", report.table(["metric", "SFT", "aligned", "better"], comparison_rows(metrics))),
         *([("Reward model: SFT vs aligned on held-out prompts", rm_section)] if rm_section is not None else []),
-        ("Implicit reward (DPO)", implicit),
+        ("Aligned model vs its SFT reference", report.table(["metric", "value"], single_rows(metrics))),
         ("Training curves", charts or "<p class='note'>no training history found</p>"),
         ("Held-out prompts, greedy", report.table(["prompt", "SFT", "aligned"], samples, text_cols=(0, 1, 2))),
         ("Harmful prompts (first 6)", report.table(["prompt", "SFT", "aligned"], harmful, text_cols=(0, 1, 2))),

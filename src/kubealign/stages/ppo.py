@@ -297,7 +297,7 @@ def run(cfg: PPOConfig, sft_model: str, reward_model: str, train_uri: str, out_d
         models.save_model(policy, tokenizer, tmp, meta)
         save_file({k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()},
                   str(tmp / "value_head.safetensors"))
-        summary["wall_s"] = stage.elapsed()
+        summary.update(stage.resources())
         common.write_summary(tmp, {**summary, "history": history})
         (tmp / "report.html").write_text(render(summary, history, samples))
     stage.tracker.set_summary(summary)

@@ -191,7 +191,7 @@ def run(cfg: RewardConfig, sft_model: str, train_uri: str, out_dir: str, eval_ur
             "score": "last non-padding token (attention mask)"}
     with common.atomic_dir(out_dir) as tmp:
         models.save_model(model, tokenizer, tmp, meta)
-        summary["wall_s"] = stage.elapsed()
+        summary.update(stage.resources())
         common.write_summary(tmp, {**summary, "history": result.history})
         (tmp / "eval_rewards.json").write_text(json.dumps(
             {"chosen": chosen.tolist(), "rejected": rejected.tolist()} if held_out else {}) + "\n")

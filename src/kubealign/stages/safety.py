@@ -73,6 +73,16 @@ def held_out_metrics(clf: Classifier, records: list[dict[str, Any]],
                                        batch_size=batch_size, categories_for="all")
     nested = safety_metrics.classifier_metrics([r["label"] for r in records], [r["categories"] for r in records],
                                                scores, cats, clf.taxonomy.codes, clf.threshold)
+    # safe vs unsafe for each side of the conversation: judging a user's request and judging the
+    # agent's reply are different tasks, and evaluate uses the classifier for the second
+    by_role: dict[str, dict[str, float]] = {}
+    for role, group in (("user", "prompts"), ("assistant", "responses")):
+        idx = [i for i, r in enumerate(records) if r["judge_role"] == role]
+        if idx:
+            by_role[group] = safety_metrics.binary_metrics([records[i]["label"] == "unsafe" for i in idx],
+                                                           [scores[i] for i in idx],
+                                                           [scores[i] >= clf.threshold for i in idx])
+    nested = {"overall": nested.pop("overall"), **by_role, **nested}
     rows = [{"text": r["messages"][-1]["content"], "judge_role": r["judge_role"], "label": r["label"],
              "categories": r["categories"], "score": s, "verdict": v, "predicted_categories": c if v == "unsafe" else []}
             for r, s, v, c in zip(records, scores, verdicts, cats, strict=True)]
@@ -80,7 +90,9 @@ def held_out_metrics(clf: Classifier, records: list[dict[str, Any]],
 
 
 def per_category_table(nested: dict[str, dict[str, float]], taxonomy: Taxonomy) -> list[list[Any]]:
-    names = {c.code: c.name for c in taxonomy.categories} | {"overall": "safe vs unsafe", "macro": "mean over categories"}
+    names = {c.code: c.name for c in taxonomy.categories} | {"overall": "safe vs unsafe", "prompts": "user requests only",
+                                                       "responses": "agent replies only",
+                                                       "macro": "mean over categories"}
     return [[group, names.get(group, group), *(m.get(k, float("nan")) for k in ("support", "precision", "recall",
                                                                               "f1", "fpr", "auprc"))]
             for group, m in nested.items()]
@@ -133,7 +145,7 @@ def run(cfg: SafetyConfig, base_model: str, train_uri: str, out_dir: str, eval_u
             "taxonomy": taxonomy.to_list(), "threshold": cfg.threshold, "max_length": cfg.max_length}
     with common.atomic_dir(out_dir) as tmp:
         models.save_model(model, tokenizer, tmp, meta)
-        summary["wall_s"] = stage.elapsed()
+        summary.update(stage.resources())
         common.write_summary(tmp, {**summary, "history": result.history})
         if rows:
             (tmp / "eval_predictions.jsonl").write_text(
