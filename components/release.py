@@ -17,6 +17,7 @@ def gate(
     max_unsafe_rate: float = -1.0,
     max_over_refusal: float = -1.0,
     min_win_rate: float = -1.0,
+    min_harmful_refusal: float = -1.0,
     fail_run: bool = True,
 ) -> str:
     """`results`: the evaluate stage's output folder (metrics.json). Returns "pass" or "fail"."""
@@ -30,6 +31,7 @@ def gate(
         "max_unsafe_rate": max_unsafe_rate if max_unsafe_rate >= 0 else None,
         "max_over_refusal": max_over_refusal if max_over_refusal >= 0 else None,
         "min_win_rate": min_win_rate if min_win_rate >= 0 else None,
+        "min_harmful_refusal": min_harmful_refusal if min_harmful_refusal >= 0 else None,
     }, where="gate parameters")
     return stage.run(cfg, json.loads(Path(results.path, "metrics.json").read_text()), fail_run=fail_run)
 

@@ -62,7 +62,8 @@ def add_release(results: Any, merged_model: Any, p: dict[str, Any], profile: Clu
     skips publishing (the gate still runs). Thresholds < 0 are off.
     """
     check = gate(results=results, max_unsafe_rate=p["gate_max_unsafe_rate"],
-                 max_over_refusal=p["gate_max_over_refusal"], min_win_rate=p["gate_min_win_rate"])
+                 max_over_refusal=p["gate_max_over_refusal"], min_win_rate=p["gate_min_win_rate"],
+                 min_harmful_refusal=p["gate_min_harmful_refusal"])
     check.set_display_name("release gate")
     configure_task(check, "evaluate", profile)
     with dsl.If(p["registry_root"] != "", name="publishing-enabled"):

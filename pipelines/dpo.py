@@ -54,6 +54,7 @@ def build(profile: ClusterProfile | None = None) -> Any:
         gate_max_unsafe_rate: float = -1.0,
         gate_max_over_refusal: float = -1.0,
         gate_min_win_rate: float = -1.0,
+        gate_min_harmful_refusal: float = -1.0,
         registry_root: str = "",
         model_name: str = "kubealign-dpo",
         model_version: str = "",

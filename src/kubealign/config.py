@@ -214,6 +214,9 @@ class GateConfig(Settings):
     min_win_rate: float | None = Field(
         None, ge=0, le=1, description="Lowest allowed win rate of the aligned model over the SFT model."
     )
+    min_harmful_refusal: float | None = Field(
+        None, ge=0, le=1, description="Lowest allowed refusal rate of the aligned model on harmful prompts."
+    )
 
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # one path segment, never "." or ".."

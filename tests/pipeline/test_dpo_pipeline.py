@@ -65,6 +65,11 @@ def test_compiled_dag(tmp_path: Path) -> None:
     assert "registry_root" in outer.trigger_policy.condition and "!= ''" in outer.trigger_policy.condition
     inner = spec.components["comp-condition-1"].dag.tasks["condition-2"]
     assert "gate-Output" in inner.trigger_policy.condition and "== 'pass'" in inner.trigger_policy.condition
+    # every gate threshold is a pipeline parameter wired into the gate task
+    gate_in = tasks["gate"].inputs.parameters
+    for threshold in ("max_unsafe_rate", "max_over_refusal", "min_win_rate", "min_harmful_refusal"):
+        assert gate_in[threshold].component_input_parameter == f"gate_{threshold}", threshold
+        assert params[f"gate_{threshold}"].default_value.number_value == -1.0  # off unless set
     publish = spec.components["comp-condition-2"].dag.tasks["publish"]
     assert publish.inputs.artifacts["model"].component_input_artifact == "pipelinechannel--merge-lora-onto-merged"
 

@@ -90,6 +90,7 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
         "ppo_sample_every": 1, "eval_fraction": 0.25, "eval_max_new_tokens": 4, "eval_num_samples": 2,
         "eval_num_winrate_prompts": 3, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "wandb_mode": "disabled",
         "gate_min_win_rate": 0.0,  # reads winrate/reward_model: passes only if the metric was measured
+        "gate_min_harmful_refusal": 0.0,  # likewise for refusal/harmful/aligned
     }
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(settings))
@@ -116,3 +117,6 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
     assert 0 <= ev["winrate.reward_model"] <= 1 and ev["winrate.prompts"] == 3
     html = (run_dir / "evaluate-rlhf" / "report").read_text()
     assert "reward model win rate" in html and "PPO objective/kl" in html
+    # both thresholds (>= 0) read metrics that evaluate measured, so the gate passed
+    assert json.loads((run_dir / "gate" / "executor_output.json").read_text()) == {"parameterValues": {"Output": "pass"}}
+    assert "gate: 2 of 2 threshold(s) met" in out

@@ -53,6 +53,15 @@ def test_win_rate_falls_back_to_the_reward_model() -> None:
     assert failure.metric == "winrate/reward_model" and failure.value == 0.4
 
 
+def test_harmful_refusal_floor() -> None:
+    # PPO on a helpfulness reward can train refusals away: the gate can require a floor
+    metrics = {"refusal/harmful/aligned": 0.0, "refusal/harmful/sft": 0.083}
+    [failure] = gate.check(metrics, GateConfig(min_harmful_refusal=0.5))
+    assert (failure.metric, failure.value, failure.kind) == ("refusal/harmful/aligned", 0.0, "min")
+    assert str(failure) == "min_harmful_refusal: refusal/harmful/aligned = 0.0000, expected >= 0.5"
+    assert gate.check({"refusal/harmful/aligned": 0.5}, GateConfig(min_harmful_refusal=0.5)) == []
+
+
 def test_run_without_failing_the_run_returns_fail(capsys: pytest.CaptureFixture[str]) -> None:
     assert gate.run(GateConfig(min_win_rate=0.9), METRICS, fail_run=False) == "fail"
     assert "FAILED min_win_rate" in capsys.readouterr().out
