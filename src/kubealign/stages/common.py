@@ -85,3 +85,31 @@ def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
 
 def write_summary(out_dir: str | Path, summary: dict[str, Any]) -> None:
     Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def model_output(stage: Stage, out_dir: str | Path, model: torch.nn.Module, tokenizer: Any, meta: dict[str, Any],
+                 summary: dict[str, Any], history: list[dict[str, Any]],
+                 state_dict: dict[str, torch.Tensor] | None = None) -> Iterator[Path]:
+    """A trained model's output folder, written atomically: weights, tokenizer and `meta`
+    (kubealign.json), then summary.json = `summary` (updated in place with this stage's wall time and
+    peak memory) plus `history`. The `with` body adds the stage's own files; on success the summary
+    goes to the tracker. The caller finishes the tracker (it may log more first)."""
+    with atomic_dir(out_dir) as tmp:
+        models.save_model(model, tokenizer, tmp, meta, state_dict=state_dict)
+        summary.update(stage.resources())
+        write_summary(tmp, {**summary, "history": history})
+        yield tmp
+    stage.tracker.set_summary(summary)
+
+
+def save_trained(stage: Stage, out_dir: str | Path, model: torch.nn.Module, tokenizer: Any, meta: dict[str, Any],
+                 summary: dict[str, Any], history: list[dict[str, Any]],
+                 state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """End of a data-parallel training stage: rank 0 writes `model_output`, every rank finishes its tracker.
+    (Every rank has evaluated before this: FSDP forwards are collective.)"""
+    if distributed.is_main():
+        with model_output(stage, out_dir, model, tokenizer, meta, summary, history, state_dict):
+            pass
+    stage.tracker.finish()
+    return summary

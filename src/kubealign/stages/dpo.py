@@ -109,14 +109,5 @@ def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: 
             ref_c, ref_r = score_pairs(ref, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         _, chosen_r, rejected_r = dpo_loss(pol_c, pol_r, ref_c, ref_r, beta=cfg.beta)
         summary.update({f"eval/{k}": v for k, v in dpo_metrics(chosen_r, rejected_r, pol_c, pol_r).items()})
-    if not distributed.is_main():  # every rank evaluates (FSDP forwards are collective); rank 0 saves
-        stage.tracker.finish()
-        return summary
     meta = {"stage": "dpo", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id}
-    with common.atomic_dir(out_dir) as tmp:
-        models.save_model(model, tokenizer, tmp, meta, state_dict=result.state_dict)
-        summary.update(stage.resources())
-        common.write_summary(tmp, {**summary, "history": result.history})
-    stage.tracker.set_summary(summary)
-    stage.tracker.finish()
-    return summary
+    return common.save_trained(stage, out_dir, model, tokenizer, meta, summary, result.history, result.state_dict)

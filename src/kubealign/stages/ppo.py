@@ -293,14 +293,10 @@ def run(cfg: PPOConfig, sft_model: str, reward_model: str, train_uri: str, out_d
     summary = summarise(history, steps)
     meta = {"stage": "ppo", "base_model": str(base_dir), "reward_model": str(rm_dir), "lora": cfg.lora.enabled,
             "run_id": run_id, "value_head": "value_head.safetensors: Linear(hidden, 1) on the last hidden state"}
-    with common.atomic_dir(out_dir) as tmp:
-        models.save_model(policy, tokenizer, tmp, meta)
+    with common.model_output(stage, out_dir, policy, tokenizer, meta, summary, history) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()},
                   str(tmp / "value_head.safetensors"))
-        summary.update(stage.resources())
-        common.write_summary(tmp, {**summary, "history": history})
         (tmp / "report.html").write_text(render(summary, history, samples))
-    stage.tracker.set_summary(summary)
     stage.tracker.finish()
     return summary
 

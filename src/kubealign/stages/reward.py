@@ -189,14 +189,10 @@ def run(cfg: RewardConfig, sft_model: str, train_uri: str, out_dir: str, eval_ur
         model = model.merge_and_unload()  # the head's trained copy replaces the original
     meta = {"stage": "reward", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id,
             "score": "last non-padding token (attention mask)"}
-    with common.atomic_dir(out_dir) as tmp:
-        models.save_model(model, tokenizer, tmp, meta)
-        summary.update(stage.resources())
-        common.write_summary(tmp, {**summary, "history": result.history})
+    with common.model_output(stage, out_dir, model, tokenizer, meta, summary, result.history) as tmp:
         (tmp / "eval_rewards.json").write_text(json.dumps(
             {"chosen": chosen.tolist(), "rejected": rejected.tolist()} if held_out else {}) + "\n")
     print(f"reward: held-out accuracy {summary.get('eval/accuracy', float('nan')):.3f}, "
           f"margin {summary.get('eval/margin', float('nan')):.3f}", flush=True)
-    stage.tracker.set_summary(summary)
     stage.tracker.finish()
     return summary

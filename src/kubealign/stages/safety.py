@@ -143,14 +143,10 @@ def run(cfg: SafetyConfig, base_model: str, train_uri: str, out_dir: str, eval_u
         summary.update(safety_metrics.flatten(nested, "eval"))
     meta = {"stage": "safety", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id,
             "taxonomy": taxonomy.to_list(), "threshold": cfg.threshold, "max_length": cfg.max_length}
-    with common.atomic_dir(out_dir) as tmp:
-        models.save_model(model, tokenizer, tmp, meta)
-        summary.update(stage.resources())
-        common.write_summary(tmp, {**summary, "history": result.history})
+    with common.model_output(stage, out_dir, model, tokenizer, meta, summary, result.history) as tmp:
         if rows:
             (tmp / "eval_predictions.jsonl").write_text(
                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    stage.tracker.set_summary(summary)
     if nested:
         print(format_table(per_category_table(nested, taxonomy)), flush=True)
         stage.tracker.log_table("eval/per_category", ["group", "name", "support", "precision", "recall", "f1", "fpr",

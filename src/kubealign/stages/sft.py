@@ -70,14 +70,5 @@ def run(cfg: SFTConfig, base_model: str, train_uri: str, out_dir: str, eval_uri:
                "tokens_per_s": result.tokens_per_s}
     if held_out:
         summary["eval/loss"] = eval_loss(model, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device)
-    if not distributed.is_main():  # every rank evaluates (FSDP forwards are collective); rank 0 saves
-        stage.tracker.finish()
-        return summary
     meta = {"stage": "sft", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id}
-    with common.atomic_dir(out_dir) as tmp:
-        models.save_model(model, tokenizer, tmp, meta, state_dict=result.state_dict)
-        summary.update(stage.resources())
-        common.write_summary(tmp, {**summary, "history": result.history})
-    stage.tracker.set_summary(summary)
-    stage.tracker.finish()
-    return summary
+    return common.save_trained(stage, out_dir, model, tokenizer, meta, summary, result.history, result.state_dict)
