@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kubealign.cli import main
+from tests.pipeline.kfp_outputs import task_metrics
 
 EXPECTED_EDGES = {
     "sft": {"data-prep"},
@@ -86,23 +87,6 @@ def test_run_rejects_bad_parameters(capsys: pytest.CaptureFixture[str]) -> None:
     assert "parameter base_model: x does not exist" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    d = tmp_path_factory.mktemp("e2e-data")
-    topics = ["the sun", "a river", "the moon", "a tree", "my dog", "the city", "python code", "a cat",
-              "water", "a bird", "the sky", "a list"]
-    sft = [{"messages": [{"role": "user", "content": f"Write a short line about {t}."},
-                         {"role": "assistant", "content": f"Here is {t}, simple and short."}]} for t in topics]
-    pref = [{"prompt": f"Explain {t} in one line.", "chosen": f"{t.capitalize()} is simple.",
-             "rejected": "Sorry, I cannot help with that question at all."} for t in topics]
-    (d / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
-    (d / "pref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pref))
-    return {"sft": str(d / "sft.jsonl"), "pref": str(d / "pref.jsonl")}
-
-
-def _metrics(task_dir: Path) -> dict[str, float]:
-    outputs = json.loads((task_dir / "executor_output.json").read_text())["artifacts"]
-    return outputs["metrics"]["artifacts"][0]["metadata"]
 
 
 def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], tmp_path: Path,
@@ -130,9 +114,9 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
     merged = run_dir / "merge-lora-onto" / "merged"
     assert (merged / "model.safetensors").exists() and (merged / "training_summary.json").exists()
     # KFP Metrics artifacts: what the Kubeflow UI shows on the run page
-    dpo_metrics = _metrics(run_dir / "dpo")
+    dpo_metrics = task_metrics(run_dir / "dpo")
     assert dpo_metrics["steps"] == 3 and 0 <= dpo_metrics["eval.rewards.accuracies"] <= 1
-    assert _metrics(run_dir / "evaluate")["pairs.count"] == 3
+    assert task_metrics(run_dir / "evaluate")["pairs.count"] == 3
     assert "dpo" in out and "rewards/accuracies" in out  # the summary table shows key metrics per stage
     assert 50 < dpo_metrics["peak_rss_mib"] < 64 * 1024  # each stage reports its own peak memory
     dpo_row = next(line for line in out.splitlines() if line.startswith("dpo "))

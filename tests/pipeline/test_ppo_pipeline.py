@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kubealign.cli import main
+from tests.pipeline.kfp_outputs import task_metrics
 
 EXPECTED_EDGES = {
     "sft": {"data-prep"},
@@ -57,23 +58,6 @@ def test_run_rejects_bad_ppo_parameters(capsys: pytest.CaptureFixture[str]) -> N
     assert "rollout_batch_size (6) must be a multiple of batch_size" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    d = tmp_path_factory.mktemp("ppo-e2e-data")
-    topics = ["the sun", "a river", "the moon", "a tree", "my dog", "the city", "python code", "a cat",
-              "water", "a bird", "the sky", "a list"]
-    sft = [{"messages": [{"role": "user", "content": f"Write a short line about {t}."},
-                         {"role": "assistant", "content": f"Here is {t}, simple and short."}]} for t in topics]
-    pref = [{"prompt": f"Explain {t} in one line.", "chosen": f"{t.capitalize()} is simple.",
-             "rejected": "Sorry, I cannot help with that question at all."} for t in topics]
-    (d / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
-    (d / "pref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pref))
-    return {"sft": str(d / "sft.jsonl"), "pref": str(d / "pref.jsonl")}
-
-
-def _metrics(task_dir: Path) -> dict[str, float]:
-    outputs = json.loads((task_dir / "executor_output.json").read_text())["artifacts"]
-    return outputs["metrics"]["artifacts"][0]["metadata"]
 
 
 def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], tmp_path: Path,
@@ -104,16 +88,16 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
             "evaluate-rlhf", "gate"} <= tasks
     rm = run_dir / "reward-model" / "model"
     assert (rm / "model.safetensors").exists() and not (rm / "adapter_config.json").exists()
-    assert 0 <= _metrics(run_dir / "reward-model")["eval.accuracy"] <= 1  # held-out accuracy is a KFP metric
+    assert 0 <= task_metrics(run_dir / "reward-model")["eval.accuracy"] <= 1  # held-out accuracy is a KFP metric
     policy = run_dir / "ppo" / "model"
     assert (policy / "adapter_model.safetensors").exists() and (policy / "value_head.safetensors").exists()
-    ppo_metrics = _metrics(run_dir / "ppo")
+    ppo_metrics = task_metrics(run_dir / "ppo")
     assert ppo_metrics["steps"] == 2 and "objective.kl" in ppo_metrics
     assert "objective/kl" in (run_dir / "ppo" / "report").read_text()
     merged = run_dir / "merge-lora-onto" / "merged"
     history = json.loads((merged / "training_summary.json").read_text())["history"]
     assert [h["step"] for h in history] == [1, 2] and "objective/rlhf_reward" in history[0]
-    ev = _metrics(run_dir / "evaluate-rlhf")
+    ev = task_metrics(run_dir / "evaluate-rlhf")
     assert 0 <= ev["winrate.reward_model"] <= 1 and ev["winrate.prompts"] == 3
     html = (run_dir / "evaluate-rlhf" / "report").read_text()
     assert "reward model win rate" in html and "PPO objective/kl" in html
