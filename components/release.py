@@ -27,12 +27,9 @@ def gate(
     from kubealign.config import GateConfig, build
     from kubealign.stages import gate as stage
 
-    cfg = build(GateConfig, {
-        "max_unsafe_rate": max_unsafe_rate if max_unsafe_rate >= 0 else None,
-        "max_over_refusal": max_over_refusal if max_over_refusal >= 0 else None,
-        "min_win_rate": min_win_rate if min_win_rate >= 0 else None,
-        "min_harmful_refusal": min_harmful_refusal if min_harmful_refusal >= 0 else None,
-    }, where="gate parameters")
+    thresholds = {"max_unsafe_rate": max_unsafe_rate, "max_over_refusal": max_over_refusal,
+                  "min_win_rate": min_win_rate, "min_harmful_refusal": min_harmful_refusal}
+    cfg = build(GateConfig, {k: v if v >= 0 else None for k, v in thresholds.items()}, where="gate parameters")
     return stage.run(cfg, json.loads(Path(results.path, "metrics.json").read_text()), fail_run=fail_run)
 
 

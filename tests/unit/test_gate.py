@@ -74,6 +74,15 @@ def test_gate_config_validates_ranges() -> None:
         build(GateConfig, {"max_unsafe": 0.1})
 
 
+def test_every_threshold_is_a_gate_component_parameter_and_has_a_metric() -> None:
+    import inspect
+
+    from kubealign.components.release import gate as gate_component
+
+    params = set(inspect.signature(gate_component.python_func).parameters) - {"results", "fail_run"}
+    assert params == set(GateConfig.model_fields) == set(gate.METRICS)
+
+
 def test_publish_only_under_a_passing_gate_in_a_graph(tmp_path):
     import yaml
     from kfp import compiler, dsl
