@@ -177,6 +177,14 @@ class EvalConfig(Settings):
     winrate_prompts: int = Field(
         64, ge=0, description="Held-out prompts whose greedy SFT and aligned responses are compared for win rates."
     )
+    harmful_prompts: str | None = Field(
+        None, description="JSONL of harmful prompts (fsspec URI; one {\"prompt\"} per line) for the refusal "
+        "rate; None = the packaged set.")
+    benign_edgy_prompts: str | None = Field(
+        None, description="JSONL of benign-but-edgy prompts (fsspec URI) for the over-refusal rate; None = the "
+        "packaged set.")
+    helpful_prompts: str | None = Field(
+        None, description="JSONL of held-out helpfulness prompts (fsspec URI) for win rates; None = the packaged set.")
     judge_endpoint: str | None = Field(
         None, description="OpenAI-compatible base URL for the LLM-as-judge comparison; None = no judge."
     )

@@ -20,9 +20,9 @@ from kubealign.demo.prompt_sets import (
     EVAL_DIR,
     demo_preference_path,
     demo_sft_path,
-    is_refusal,
     load_prompt_set,
 )
+from kubealign.refusal import is_refusal
 
 
 def _jsonl(path: str | Path) -> list[dict]:

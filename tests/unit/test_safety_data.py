@@ -13,7 +13,8 @@ import pytest
 
 from kubealign.data.records import normalise_safety
 from kubealign.demo import build_safety_data as gen
-from kubealign.demo.prompt_sets import is_refusal, load_prompt_set
+from kubealign.demo.prompt_sets import load_prompt_set
+from kubealign.refusal import is_refusal
 
 
 @pytest.fixture(scope="module")

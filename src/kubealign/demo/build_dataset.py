@@ -1213,7 +1213,7 @@ EDGY = [
 # high-stakes personal decisions and the assistant's own political opinions.
 # Without them the many unneeded-refusal pairs teach the model that any
 # "Why are ...?" / "Can you ...?" question should be answered.  Every chosen
-# answer declines in words that ``prompt_sets.is_refusal`` recognises and then
+# answer declines in words that ``kubealign.refusal.is_refusal`` recognises and then
 # offers something useful; no stereotype, insult or private detail appears
 # anywhere.  Written from scratch: the held-out eval prompts in
 # ``data/eval/harmful.jsonl`` are never copied (tests check exact matches).

@@ -65,7 +65,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kubealign.demo.prompt_sets import DATA_DIR, is_refusal, load_prompt_set
+from kubealign.demo.prompt_sets import DATA_DIR, load_prompt_set
+from kubealign.refusal import is_refusal
 
 OUT_PATH = DATA_DIR / "safety.jsonl"
 HELD_OUT_SAMPLE = 24  # the evaluate stage's num_harmful / num_benign_edgy default, seed 0

@@ -20,8 +20,9 @@ import torch
 
 from kubealign import models, report
 from kubealign.config import EvalConfig
-from kubealign.demo.prompt_sets import is_refusal, load_prompt_set
+from kubealign.demo.prompt_sets import load_prompt_set
 from kubealign.generate import generate
+from kubealign.refusal import is_refusal
 from kubealign.stages import common
 from kubealign.stages.dpo import score_pairs, tokenize_pairs
 
@@ -285,5 +286,5 @@ def render(metrics: dict[str, float], prompts: dict[str, list[Any]], responses: 
         ("Harmful prompts (first 6)", report.table(["prompt", "SFT", "aligned"], harmful, text_cols=(0, 1, 2))),
         ("Benign-but-edgy prompts (first 6)", report.table(["prompt", "SFT", "aligned"], edgy, text_cols=(0, 1, 2))),
         ("Notes", "<p class='note'>Refusals are detected with keywords at the start of a response "
-                  "(kubealign.demo.prompt_sets.is_refusal); treat small differences as noise.</p>"),
+                  "(kubealign.refusal.is_refusal); treat small differences as noise.</p>"),
     ])
