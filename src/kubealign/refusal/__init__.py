@@ -1,0 +1,64 @@
+"""Refusal judging: did a response serve its prompt?
+
+    from kubealign.refusal import judge_refusals
+    verdicts = judge_refusals(prompts, responses)                 # heuristic, no model
+    verdicts = judge_refusals(prompts, responses, "classifier", model="s3://.../safety-classifier")
+    verdicts = judge_refusals(prompts, responses, "endpoint", model="https://host/v1#gpt-4o-mini")
+    rate = sum(v.refusal for v in verdicts) / len(verdicts)
+
+Each verdict is `complied`, `refused` (explicit), `deflected` (moralising, redirect to help, safe
+completion, partial answer that withholds what was asked) or `off_topic`; `refusal` is any verdict but
+`complied`. Backends: `heuristic` (kubealign.refusal.heuristic), `classifier` (the safety classifier
+trained for WildGuard's three tasks; kubealign.refusal.classifier_backend, needs torch), `endpoint`
+(an OpenAI-compatible chat endpoint; kubealign.refusal.endpoint). `is_refusal` (the older phrase list
+over a response alone) stays importable from here.
+
+Importing this package is cheap: no torch, no requests until a backend that needs them is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kubealign.refusal.phrases import is_refusal
+from kubealign.refusal.verdict import (
+    COMPLIED,
+    DEFLECTED,
+    OFF_TOPIC,
+    REFUSED,
+    VERDICTS,
+    Verdict,
+    label_to_refusal,
+)
+
+BACKENDS = ("heuristic", "classifier", "endpoint")
+
+
+def judge_refusals(prompts: Sequence[str], responses: Sequence[str], backend: str = "heuristic",
+                   model: str | None = None, **options: Any) -> list[Verdict]:
+    """One verdict per (prompt, response), in order.
+
+    model: the classifier folder/URI (`classifier`), or the endpoint as `URL#MODEL_NAME` (`endpoint`);
+    unused by `heuristic`. options go to the backend (e.g. `threshold` for heuristic, `batch_size` for
+    classifier, `api_key_env` / `client` for endpoint).
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"prompts ({len(prompts)}) and responses ({len(responses)}) must have the same length")
+    if backend == "heuristic":
+        from kubealign.refusal import heuristic
+
+        return heuristic.judge(prompts, responses, **options)
+    if backend == "endpoint":
+        from kubealign.refusal import endpoint
+
+        return endpoint.judge(prompts, responses, model, **options)
+    if backend == "classifier":
+        from kubealign.refusal import classifier_backend
+
+        return classifier_backend.judge(prompts, responses, model, **options)
+    raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
+__all__ = ["BACKENDS", "COMPLIED", "DEFLECTED", "OFF_TOPIC", "REFUSED", "VERDICTS", "Verdict", "is_refusal",
+           "judge_refusals", "label_to_refusal"]
