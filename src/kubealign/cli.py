@@ -101,7 +101,7 @@ def cmd_guard(args: argparse.Namespace) -> int:
 def cmd_judge(args: argparse.Namespace) -> int:
     from kubealign.refusal.command import judge_command
 
-    return judge_command(args.input, args.out, backend=args.backend, model=args.model)
+    return judge_command(args.input, args.out, backend=args.backend, model=args.model, api_key_env=args.api_key_env)
 
 
 def cmd_prepare_demo(args: argparse.Namespace) -> int:
@@ -154,6 +154,8 @@ def parser() -> argparse.ArgumentParser:
                    help="heuristic (default, no model), classifier (--model: safety classifier folder/URI) or "
                         "endpoint (--model: URL#MODEL of an OpenAI-compatible chat endpoint)")
     j.add_argument("--model", help="classifier folder/URI, or URL#MODEL for the endpoint backend")
+    j.add_argument("--api-key-env", help="endpoint backend: environment variable holding the API key "
+                                         "(default OPENAI_API_KEY; '' for an endpoint without authentication)")
     j.set_defaults(func=cmd_judge)
 
     d = sub.add_parser("prepare-demo", help="convert the demo model (SmolLM2-135M-Instruct) once")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 DEFAULT_RESAMPLES = 2000
@@ -76,26 +76,42 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def bootstrap(items: Sequence, statistic: Callable[[Sequence], float], resamples: int = DEFAULT_RESAMPLES,
-              seed: int = DEFAULT_SEED, confidence: float = 0.95) -> Interval:
-    """Percentile-bootstrap interval of `statistic(items)`; resamples where it is NaN are left out."""
+def bootstrap_many(items: Sequence, statistics: Mapping[str, Callable[[Sequence], float]],
+                   resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                   confidence: float = 0.95) -> dict[str, Interval]:
+    """Percentile-bootstrap intervals of several statistics over the SAME resamples of `items`.
+
+    Resamples where a statistic is NaN (e.g. precision with no predicted positive) are left out of its
+    interval.
+    """
     if resamples < 1:
         raise ValueError(f"resamples: expected at least 1, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence: expected a number between 0 and 1, got {confidence}")
     n = len(items)
-    estimate = statistic(items) if n else float("nan")
     if n == 0:
-        return Interval(estimate, float("nan"), float("nan"), 0)
+        nan = float("nan")
+        return {name: Interval(nan, nan, nan, 0) for name in statistics}
     rng = random.Random(seed)
-    draws = []
+    draws: dict[str, list[float]] = {name: [] for name in statistics}
     for _ in range(resamples):
-        value = statistic(rng.choices(items, k=n))
-        if not math.isnan(value):
-            draws.append(value)
-    draws.sort()
+        sample = rng.choices(items, k=n)
+        for name, fn in statistics.items():
+            value = fn(sample)
+            if not math.isnan(value):
+                draws[name].append(value)
     tail = (1 - confidence) / 2
-    return Interval(estimate, quantile(draws, tail), quantile(draws, 1 - tail), n)
+    out = {}
+    for name, fn in statistics.items():
+        values = sorted(draws[name])
+        out[name] = Interval(fn(items), quantile(values, tail), quantile(values, 1 - tail), n)
+    return out
+
+
+def bootstrap(items: Sequence, statistic: Callable[[Sequence], float], resamples: int = DEFAULT_RESAMPLES,
+              seed: int = DEFAULT_SEED, confidence: float = 0.95) -> Interval:
+    """Percentile-bootstrap interval of `statistic(items)`; resamples where it is NaN are left out."""
+    return bootstrap_many(items, {"value": statistic}, resamples, seed, confidence)["value"]
 
 
 def rate_interval(outcomes: Sequence[bool | float], resamples: int = DEFAULT_RESAMPLES,
@@ -144,6 +160,7 @@ def paired_comparison(a: Sequence[bool], b: Sequence[bool], resamples: int = DEF
 
 
 def _confusion(pairs: Sequence[tuple[bool, bool]]) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) of (truth, predicted) pairs."""
     tp = sum(t and p for t, p in pairs)
     fp = sum(p and not t for t, p in pairs)
     fn = sum(t and not p for t, p in pairs)
@@ -154,12 +171,16 @@ def _ratio(num: int, den: int) -> float:
     return num / den if den else float("nan")
 
 
-BINARY_METRICS: dict[str, Callable[[Sequence[tuple[bool, bool]]], float]] = {
-    "accuracy": lambda s: _ratio(sum(t == p for t, p in s), len(s)),
-    "precision": lambda s: _ratio(_confusion(s)[0], _confusion(s)[0] + _confusion(s)[1]),
-    "recall": lambda s: _ratio(_confusion(s)[0], _confusion(s)[0] + _confusion(s)[2]),
-    "f1": lambda s: _ratio(2 * _confusion(s)[0], 2 * _confusion(s)[0] + _confusion(s)[1] + _confusion(s)[2]),
-}
+def _metric(name: str) -> Callable[[Sequence[tuple[bool, bool]]], float]:
+    def value(pairs: Sequence[tuple[bool, bool]]) -> float:
+        tp, fp, fn, tn = _confusion(pairs)
+        return {"accuracy": _ratio(tp + tn, len(pairs)), "precision": _ratio(tp, tp + fp),
+                "recall": _ratio(tp, tp + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn)}[name]
+
+    return value
+
+
+BINARY_METRICS = {name: _metric(name) for name in ("accuracy", "precision", "recall", "f1")}
 
 
 def binary_report(truth: Sequence[bool], predicted: Sequence[bool], resamples: int = DEFAULT_RESAMPLES,
@@ -171,8 +192,9 @@ def binary_report(truth: Sequence[bool], predicted: Sequence[bool], resamples: i
     if len(truth) != len(predicted):
         raise ValueError(f"labels ({len(truth)}) and predictions ({len(predicted)}) differ in length")
     pairs = [(bool(t), bool(p)) for t, p in zip(truth, predicted, strict=True)]
-    return {name: bootstrap(pairs, fn, resamples, seed) for name, fn in BINARY_METRICS.items()}
+    return bootstrap_many(pairs, BINARY_METRICS, resamples, seed)
 
 
 __all__ = ["BINARY_METRICS", "DEFAULT_RESAMPLES", "Interval", "PairedComparison", "binary_report", "bootstrap",
+           "bootstrap_many",
            "mcnemar_exact", "paired_comparison", "quantile", "rate_interval", "win_rate_interval"]

@@ -216,3 +216,42 @@ def test_cli_judge_refusal_all_bad_is_an_error(tmp_path, capsys):
     assert cli.main(["judge", "refusal", src, "--out", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "row 1: (line): expected a JSON object, got list" in err and "no row to judge" in err
+
+
+def test_cli_judge_refusal_endpoint_backend_without_auth(tmp_path, capsys):
+    """`--backend endpoint` against the loopback stand-in; --api-key-env '' = no Authorization header."""
+    server = StandIn(_endpoint_rule)
+    try:
+        src = _write(tmp_path / "in.jsonl", [
+            json.dumps({"prompt": "q1", "response": "I cannot.", "label": "refused"}),
+            json.dumps({"prompt": "q2", "response": "Here it is.", "label": False}),
+            json.dumps({"prompt": "q3", "response": "shrug", "label": "complied"}),
+        ])
+        dst = tmp_path / "out.jsonl"
+        assert cli.main(["judge", "refusal", src, "--out", str(dst), "--backend", "endpoint",
+                         "--model", f"{server.url}#judge-model", "--api-key-env", ""]) == 0
+    finally:
+        server.close()
+    rows = [json.loads(line) for line in dst.read_text().splitlines()]
+    assert [(r["verdict"], r["refusal"]) for r in rows] == [("refused", True), ("complied", False), (None, None)]
+    assert all("Authorization" not in h for h in server.headers)
+    text = capsys.readouterr().out
+    assert "unreadable: 1" in text and "refusal vs not, n=2" in text
+    assert "1 labelled rows had no readable verdict and are not scored" in text
+
+
+def test_cli_judge_refusal_endpoint_needs_url_and_model(tmp_path, capsys):
+    src = _write(tmp_path / "in.jsonl", [json.dumps({"prompt": "q", "response": "r"})])
+    assert cli.main(["judge", "refusal", src, "--out", str(tmp_path / "o.jsonl"), "--backend", "endpoint"]) == 2
+    assert "expected URL#MODEL_NAME" in capsys.readouterr().err
+
+
+def test_summarise_gives_rate_interval_and_counts():
+    from kubealign.refusal import summarise
+
+    verdicts = [Verdict("complied")] * 6 + [Verdict("refused")] * 2 + [Verdict("off_topic")] * 2 + [Verdict(None)]
+    s = summarise(verdicts)
+    assert s["n"] == 11 and s["unreadable"] == 1
+    assert s["counts"] == {"complied": 6, "refused": 2, "deflected": 0, "off_topic": 2}
+    assert s["rate"].estimate == pytest.approx(4 / 10) and s["rate"].n == 10
+    assert s["rate"].low < 0.4 < s["rate"].high

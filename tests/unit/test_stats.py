@@ -101,3 +101,12 @@ def test_binary_report_hand_worked():
 def test_binary_report_undefined_precision_is_nan():
     rep = stats.binary_report([True, False], [False, False])
     assert math.isnan(rep["precision"].estimate) and rep["recall"].estimate == 0.0
+
+
+def test_bootstrap_many_shares_resamples_with_single_bootstrap():
+    truth = [True, True, True, False, False, True, False, True]
+    pred = [True, False, True, True, False, True, False, False]
+    pairs = list(zip(truth, pred, strict=True))
+    rep = stats.binary_report(truth, pred, resamples=500, seed=3)
+    alone = stats.bootstrap(pairs, stats.BINARY_METRICS["accuracy"], resamples=500, seed=3)
+    assert rep["accuracy"] == alone  # same seed, same resamples, same interval

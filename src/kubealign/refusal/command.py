@@ -80,13 +80,14 @@ def format_report(rows: list[dict[str, Any]]) -> str:
 
 
 def judge_command(in_path: str, out_path: str, backend: str = "heuristic", model: str | None = None,
-                  out: TextIO | None = None, err: TextIO | None = None) -> int:
+                  api_key_env: str | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout  # read at call time: tests and callers swap sys.stdout
     rows, bad = read_rows(in_path, err)
     if not rows:
         raise ValueError(f"{in_path}: no row to judge ({bad} bad rows, see above); expected JSONL rows "
                          '{"prompt": ..., "response": ...}')
-    verdicts = judge_refusals([r["prompt"] for r in rows], [r["response"] for r in rows], backend, model)
+    options = {"api_key_env": api_key_env or None} if backend == "endpoint" and api_key_env is not None else {}
+    verdicts = judge_refusals([r["prompt"] for r in rows], [r["response"] for r in rows], backend, model, **options)
     for row, v in zip(rows, verdicts, strict=True):
         row["verdict"], row["refusal"] = v.verdict, v.refusal
     with fsspec.open(out_path, "wt", encoding="utf-8", auto_mkdir=True) as f:
