@@ -23,8 +23,10 @@ but complied (explicit refusal, deflection, off-topic reply).
 Training pairs come from two places (`training_pairs`):
 - the hand-labelled set's TRAIN split (`kubealign.refusal.labels`), labels as written;
 - the safety records that judge an agent reply: an `unsafe` reply is taken as compliance (it served a
-  harmful request), a `safe` one is labelled by the heuristic refusal judge (weak labels: the records
-  carry no refusal label of their own). Each pair says which (`source`).
+  harmful request), a `safe` one is a refusal when the heuristic refusal judge finds a refusal or
+  deflection pattern in it (weak labels: the records carry no refusal label of their own; the
+  heuristic's off-topic rule is not used here, as it flags short correct answers). Each pair says
+  which (`source`).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def pairs_from_safety_records(records: Iterable[Mapping[str, Any]]) -> list[dict
         if r["label"] == "unsafe":
             out.append({"prompt": prompt, "response": response, "refusal": False, "source": "safety_records:unsafe"})
         else:
-            refusal = bool(judge_one(prompt, response).refusal)
+            refusal = bool(judge_one(prompt, response, check_topic=False).refusal)
             out.append({"prompt": prompt, "response": response, "refusal": refusal, "source": "safety_records:heuristic"})
     return out
 
