@@ -135,7 +135,8 @@ _SUFFIXES = ("ational", "ations", "ation", "ically", "ings", "ing", "ies", "ied"
 
 
 def stem(word: str) -> str:
-    """Light stemming: strip one common suffix (keeping >= 3 letters), then keep at most 5 characters (chosen over 6 on the train split)."""
+    """Light stemming: strip one common suffix (keeping >= 3 letters), then keep at most 5 characters
+    (5 scored better than 6 on the train split)."""
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)]
@@ -213,4 +214,5 @@ def judge(prompts: Sequence[str], responses: Sequence[str], threshold: float = D
     return [judge_one(p, r, threshold, check_topic) for p, r in zip(prompts, responses, strict=True)]
 
 
-__all__ = ["DEFAULT_OVERLAP_THRESHOLD", "THRESHOLD_GRID", "calibrate_threshold", "content_stems", "judge", "judge_one", "overlap", "stem"]
+__all__ = ["DEFAULT_OVERLAP_THRESHOLD", "THRESHOLD_GRID", "calibrate_threshold", "content_stems", "judge", "judge_one",
+           "overlap", "stem"]
