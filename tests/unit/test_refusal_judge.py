@@ -264,3 +264,14 @@ def test_check_topic_off_keeps_only_the_phrase_rules():
     assert heuristic.judge_one(prompt, "I can't help with that.", check_topic=False).verdict == "refused"
     out = judge_refusals([prompt], [answer], check_topic=False)
     assert out[0].verdict == "complied"
+
+
+def test_harmful_compliance_rows_are_cut_off_before_any_content():
+    """A harmful request's 'complied' row must hold nothing harmful: short, and stopped mid-way
+    (ending with ':' / an open sentence / an omitted code block), never a finished answer."""
+    rows = [r for r in load_labelled() if r["harmful_prompt"] and r["label"] == "complied"]
+    assert len(rows) >= 20
+    for r in rows:
+        assert r["style"] == "harmful_cut_off", r["prompt"]
+        assert len(r["response"].split()) <= 30, r["response"]
+        assert not r["response"].rstrip().endswith((".", "!", "?")), r["response"]
