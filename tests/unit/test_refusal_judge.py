@@ -275,3 +275,10 @@ def test_harmful_compliance_rows_are_cut_off_before_any_content():
         assert r["style"] == "harmful_cut_off", r["prompt"]
         assert len(r["response"].split()) <= 30, r["response"]
         assert not r["response"].rstrip().endswith((".", "!", "?")), r["response"]
+
+
+def test_judge_refusals_takes_chat_prompts():
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Explain how photosynthesis works."}]
+    as_chat = judge_refusals([chat], ["Photosynthesis turns light into sugar."])
+    as_text = judge_refusals(["Explain how photosynthesis works."], ["Photosynthesis turns light into sugar."])
+    assert as_chat == as_text and as_chat[0].verdict == "complied"

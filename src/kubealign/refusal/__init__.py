@@ -35,9 +35,21 @@ from kubealign.refusal.verdict import (
 BACKENDS = ("heuristic", "classifier", "endpoint")
 
 
-def judge_refusals(prompts: Sequence[str], responses: Sequence[str], backend: str = "heuristic",
+def _as_text(prompt: Any) -> str:
+    """A prompt as text: a string as is, a chat (list of {role, content}) rendered by the pairwise judge's rule."""
+    if isinstance(prompt, str):
+        return prompt
+    from kubealign.judge import render_request
+
+    return render_request(prompt)
+
+
+def judge_refusals(prompts: Sequence[Any], responses: Sequence[str], backend: str = "heuristic",
                    model: str | None = None, **options: Any) -> list[Verdict]:
     """One verdict per (prompt, response), in order.
+
+    prompts: strings, or chats (lists of {"role", "content"}: evaluate's prompt sets); a chat with one
+    non-system turn is judged by that turn's text.
 
     model: the classifier folder/URI (`classifier`), or the endpoint as `URL#MODEL_NAME` (`endpoint`);
     unused by `heuristic`. options go to the backend (e.g. `threshold` for heuristic, `batch_size` for
@@ -45,6 +57,7 @@ def judge_refusals(prompts: Sequence[str], responses: Sequence[str], backend: st
     """
     if len(prompts) != len(responses):
         raise ValueError(f"prompts ({len(prompts)}) and responses ({len(responses)}) must have the same length")
+    prompts = [_as_text(p) for p in prompts]
     if backend == "heuristic":
         from kubealign.refusal import heuristic
 
