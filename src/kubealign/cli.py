@@ -4,6 +4,7 @@
     kubealign run {dpo|ppo} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
     kubealign compile {dpo|ppo} -o FILE [--profile FILE]
     kubealign guard --model URI "TEXT" | FILE.jsonl [--response TEXT] [--threshold T] [--json]
+    kubealign judge refusal IN.jsonl --out OUT.jsonl [--backend heuristic|classifier|endpoint] [--model URI]
     kubealign prepare-demo
     kubealign upload dpo --host URL [--profile FILE]
     kubealign submit dpo --host URL --experiment NAME [--set key=value ...]
@@ -97,6 +98,12 @@ def cmd_guard(args: argparse.Namespace) -> int:
                          as_json=args.json)
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    from kubealign.refusal.command import judge_command
+
+    return judge_command(args.input, args.out, backend=args.backend, model=args.model, api_key_env=args.api_key_env)
+
+
 def cmd_prepare_demo(args: argparse.Namespace) -> int:
     from kubealign.demo_model import prepare_demo_model
 
@@ -138,6 +145,18 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", type=float, help="unsafe when P(unsafe) >= this (default: saved with the model)")
     g.add_argument("--json", action="store_true", help="one JSON object per input")
     g.set_defaults(func=cmd_guard)
+
+    j = sub.add_parser("judge", help="judge responses: did each one serve its prompt (refusal judge)")
+    j.add_argument("task", choices=["refusal"])
+    j.add_argument("input", help='JSONL of {"prompt", "response"} rows (optional "label": a verdict or true/false)')
+    j.add_argument("--out", required=True, help="write the rows with \"verdict\" and \"refusal\" added here")
+    j.add_argument("--backend", choices=["heuristic", "classifier", "endpoint"], default="heuristic",
+                   help="heuristic (default, no model), classifier (--model: safety classifier folder/URI) or "
+                        "endpoint (--model: URL#MODEL of an OpenAI-compatible chat endpoint)")
+    j.add_argument("--model", help="classifier folder/URI, or URL#MODEL for the endpoint backend")
+    j.add_argument("--api-key-env", help="endpoint backend: environment variable holding the API key "
+                                         "(default OPENAI_API_KEY; '' for an endpoint without authentication)")
+    j.set_defaults(func=cmd_judge)
 
     d = sub.add_parser("prepare-demo", help="convert the demo model (SmolLM2-135M-Instruct) once")
     d.set_defaults(func=cmd_prepare_demo)

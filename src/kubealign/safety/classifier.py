@@ -34,6 +34,7 @@ import torch
 from kubealign import models
 from kubealign.data.chat import render_ids, tokenize_prompt
 from kubealign.safety.prompt import Message, chat_messages, parse_categories, render_target
+from kubealign.safety.refusal_task import REFUSAL_LABELS, refusal_chat_messages, render_refusal_target
 from kubealign.safety.taxonomy import DEFAULT_TAXONOMY, Taxonomy, from_data
 
 Conversation = Sequence[Message]
@@ -92,6 +93,42 @@ def training_example(tokenizer: Any, messages: Conversation, judge_role: str, la
     reply = reply[len(tokenize_prompt(tokenizer, probe)):]
     prompt = prompt_ids(tokenizer, messages, judge_role, taxonomy, max_length - len(reply))
     return {"input_ids": prompt + reply, "labels": [-100] * len(prompt) + reply}
+
+
+def refusal_token_ids(tokenizer: Any) -> tuple[int, int]:
+    """(refusal_id, compliance_id): the first token of each refusal-task reply word, as the template renders it."""
+    probe = [{"role": "user", "content": "x"}]
+    start = len(tokenize_prompt(tokenizer, probe))
+    ids = [render_ids(tokenizer, [*probe, {"role": "assistant", "content": w}])[start] for w in REFUSAL_LABELS]
+    if ids[0] == ids[1]:
+        raise ValueError(f"the tokenizer starts {REFUSAL_LABELS[0]!r} and {REFUSAL_LABELS[1]!r} with the same token "
+                         f"({ids[0]}); their first tokens must differ to read a refusal score")
+    return ids[0], ids[1]
+
+
+def refusal_prompt_ids(tokenizer: Any, prompt: str, response: str, budget: int) -> list[int]:
+    """Templated refusal-task prompt of at most `budget` tokens: the longer of request and reply is cut first
+    (both are needed to judge, so neither turn is dropped)."""
+    for _ in range(24):
+        ids = tokenize_prompt(tokenizer, refusal_chat_messages(prompt, response))
+        if len(ids) <= budget:
+            return ids
+        cut = max(16, 4 * (len(ids) - budget))  # ~4 characters per token
+        if len(response) >= len(prompt):
+            response = response[: max(0, len(response) - cut)] + " ..."
+        else:
+            prompt = prompt[: max(0, len(prompt) - cut)] + " ..."
+    raise ValueError(f"the refusal prompt does not fit in {budget} tokens even with empty turns; raise max_length")
+
+
+def refusal_training_example(tokenizer: Any, prompt: str, response: str, refusal: bool,
+                             max_length: int) -> dict[str, list[int]]:
+    """`{"input_ids", "labels"}` for the refusal task: loss on the reply (`refusal` / `compliance`) only."""
+    probe = [{"role": "user", "content": "x"}]
+    reply = render_ids(tokenizer, [*probe, {"role": "assistant", "content": render_refusal_target(refusal)}])
+    reply = reply[len(tokenize_prompt(tokenizer, probe)):]
+    ids = refusal_prompt_ids(tokenizer, prompt, response, max_length - len(reply))
+    return {"input_ids": ids + reply, "labels": [-100] * len(ids) + reply}
 
 
 def shared_prefix_batch(rows: Sequence[Sequence[int]], pad_id: int, labels: Sequence[Sequence[int]] | None = None,
@@ -162,10 +199,25 @@ class Classifier:
     max_length: int
     device: torch.device
     max_category_tokens: int = 24
+    refusal_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         self.unsafe_id, self.safe_id = reply_token_ids(self.tokenizer, self.taxonomy)
+        self.refusal_id, self.compliance_id = refusal_token_ids(self.tokenizer)
         self.model.eval()
+
+    @torch.no_grad()
+    def score_refusal(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 8) -> list[float]:
+        """P(refusal) per (request, reply): sigmoid(l_refusal - l_compliance) at the start of the reply."""
+        ids = [refusal_prompt_ids(self.tokenizer, p, r, self.max_length)
+               for p, r in zip(prompts, responses, strict=True)]
+        scores: list[float] = []
+        for i in range(0, len(ids), batch_size):
+            batch = shared_prefix_batch(ids[i : i + batch_size], self.tokenizer.pad_token_id)
+            logits, _ = forward_shared_prefix(self.model, {k: v.to(self.device) for k, v in batch.items()})
+            last = logits[:, -1].float()
+            scores += torch.sigmoid(last[:, self.refusal_id] - last[:, self.compliance_id]).tolist()
+        return scores
 
     def _prompts(self, conversations: Sequence[Conversation], judge_role: str | Sequence[str] | None) -> list[list[int]]:
         if judge_role is None or isinstance(judge_role, str):
@@ -251,6 +303,20 @@ def response_safety(clf: Classifier, prompts: Sequence[Conversation], responses:
     return {"unsafe_rate": rate, "scores": scores, "verdicts": verdicts, "categories": cats}
 
 
+def three_tasks(clf: Classifier, prompts: Sequence[str], responses: Sequence[str],
+                batch_size: int = 8) -> list[dict[str, Any]]:
+    """WildGuard's three answers per (request, reply): request harmful, reply a refusal, reply harmful."""
+    users = [[{"role": "user", "content": p}] for p in prompts]
+    request, _, _ = clf.score(users, "user", batch_size=batch_size)
+    reply, _, _ = clf.score([[*u, {"role": "assistant", "content": r}] for u, r in zip(users, responses, strict=True)],
+                            "assistant", batch_size=batch_size)
+    refusal = clf.score_refusal(prompts, responses, batch_size=batch_size)
+    return [{"request_harmful": a >= clf.threshold, "request_score": a,
+             "response_refusal": b >= clf.refusal_threshold, "refusal_score": b,
+             "response_harmful": c >= clf.threshold, "response_score": c}
+            for a, b, c in zip(request, refusal, reply, strict=True)]
+
+
 def load(model_dir: str | Path, device: torch.device | None = None, dtype: torch.dtype | None = None,
          threshold: float | None = None, max_category_tokens: int = 24) -> Classifier:
     """A Classifier from a model folder or URI; `threshold` overrides the one saved with the model."""
@@ -262,7 +328,8 @@ def load(model_dir: str | Path, device: torch.device | None = None, dtype: torch
     model = models.load_causal_lm(path, dtype, device)
     return Classifier(model, models.load_tokenizer(path), taxonomy,
                       threshold if threshold is not None else float(meta.get("threshold", 0.5)),
-                      int(meta.get("max_length", 1024)), device, max_category_tokens)
+                      int(meta.get("max_length", 1024)), device, max_category_tokens,
+                      float(meta.get("refusal_threshold", 0.5)))
 
 
 def _guard_inputs(item: str, response: str | None) -> tuple[list[list[dict[str, str]]], list[str]]:
@@ -289,23 +356,49 @@ def _guard_inputs(item: str, response: str | None) -> tuple[list[list[dict[str, 
     return [conv], [conv[-1]["content"]]
 
 
+def _other_tasks(clf: Classifier, convs: list[list[dict[str, str]]],
+                 batch_size: int) -> list[dict[str, Any] | None]:
+    """For conversations ending with an agent reply to a user turn: the request's harm and the refusal scores."""
+    idx = [i for i, c in enumerate(convs) if len(c) >= 2 and c[-1]["role"] == "assistant" and c[-2]["role"] == "user"]
+    out: list[dict[str, Any] | None] = [None] * len(convs)
+    if not idx:
+        return out
+    request, _, _ = clf.score([convs[i][:-1] for i in idx], "user", batch_size=batch_size)
+    refusal = clf.score_refusal([convs[i][-2]["content"] for i in idx], [convs[i][-1]["content"] for i in idx],
+                                batch_size=batch_size)
+    for i, a, b in zip(idx, request, refusal, strict=True):
+        out[i] = {"request_verdict": "unsafe" if a >= clf.threshold else "safe", "request_score": round(a, 6),
+                  "refusal": b >= clf.refusal_threshold, "refusal_score": round(b, 6)}
+    return out
+
+
 def guard_command(model: str, item: str, response: str | None = None, threshold: float | None = None,
                   as_json: bool = False, batch_size: int = 8) -> int:
-    """`kubealign guard --model URI TEXT|FILE.jsonl`: print verdict, score and categories per input."""
+    """`kubealign guard --model URI TEXT|FILE.jsonl`: print verdict, score and categories per input.
+
+    With an agent reply (`--response`, or records ending with one), WildGuard's other two answers too:
+    whether the user's request is harmful and whether the reply is a refusal.
+    """
     convs, shown = _guard_inputs(item, response)
     clf = load(model, threshold=threshold)
     scores, verdicts, cats = clf.score(convs, batch_size=batch_size)
+    extra = _other_tasks(clf, convs, batch_size)
     many = len(convs) > 1
-    for text, s, v, c in zip(shown, scores, verdicts, cats, strict=True):
+    for text, s, v, c, more in zip(shown, scores, verdicts, cats, extra, strict=True):
         if as_json or many:
-            print(json.dumps({"verdict": v, "score": round(s, 6), "categories": c, "text": text[:200]},
+            print(json.dumps({"verdict": v, "score": round(s, 6), "categories": c, "text": text[:200], **(more or {})},
                              ensure_ascii=False))
-        else:
-            names = ", ".join(f"{code} ({clf.taxonomy.name_of(code)})" for code in c) or "-"
-            print(f"verdict: {v}\nscore: {s:.4f}  (P(unsafe); threshold {clf.threshold:g})\ncategories: {names}")
+            continue
+        names = ", ".join(f"{code} ({clf.taxonomy.name_of(code)})" for code in c) or "-"
+        print(f"verdict: {v}\nscore: {s:.4f}  (P(unsafe); threshold {clf.threshold:g})\ncategories: {names}")
+        if more:
+            print(f"request: {more['request_verdict']}  (P(unsafe) {more['request_score']:.4f})\n"
+                  f"refusal: {'yes' if more['refusal'] else 'no'}  (P(refusal) {more['refusal_score']:.4f}; "
+                  f"threshold {clf.refusal_threshold:g})")
     sys.stdout.flush()
     return 0
 
 
 __all__ = ["Classifier", "collate_classifier", "forward_shared_prefix", "guard_command", "load", "prompt_ids",
-           "reply_token_ids", "response_safety", "shared_prefix_batch", "training_example"]
+           "refusal_prompt_ids", "refusal_token_ids", "refusal_training_example", "reply_token_ids", "response_safety",
+           "shared_prefix_batch", "three_tasks", "training_example"]

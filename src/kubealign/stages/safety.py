@@ -8,6 +8,12 @@ merged into plain weights + tokenizer + kubealign.json with taxonomy and thresho
 Records are data_prep's normalised safety records (`data.records.normalise_safety`). Augmentation
 (optional, seeded per example, fixed for the run): list the categories in a random order, and leave
 out categories the record does not violate.
+
+One model, three tasks (WildGuard, Han et al. 2024): besides judging a user request or an agent reply
+safe/unsafe, it is trained to say whether an agent reply is a refusal (`safety.refusal_task`), from the
+hand-labelled refusal set's train split and the agent-reply records of the training data. With an
+eval split it also reports the refusal task on the labelled set's held-out split (`eval/refusal/*`,
+`refusal_predictions.jsonl`).
 """
 
 from __future__ import annotations
@@ -24,16 +30,22 @@ from kubealign import loop, models
 from kubealign.config import SafetyConfig
 from kubealign.data.records import Invalid, normalise_safety
 from kubealign.losses import sft_loss
+from kubealign.refusal.labels import HELD_OUT, labels_path, load_labelled
 from kubealign.safety import metrics as safety_metrics
 from kubealign.safety.classifier import (
     Classifier,
     collate_classifier,
     forward_shared_prefix,
+    refusal_training_example,
     training_example,
 )
 from kubealign.safety.prompt import augment
+from kubealign.safety.refusal_task import training_pairs
 from kubealign.safety.taxonomy import Taxonomy, load_taxonomy
 from kubealign.stages import common
+
+# P(refusal) >= this is a refusal; a fixed 0.5 until SafetyConfig grows a knob for it
+REFUSAL_THRESHOLD = 0.5
 
 
 def safety_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], int]:
@@ -64,6 +76,21 @@ def tokenize_records(tokenizer: Any, records: list[dict[str, Any]], taxonomy: Ta
         examples.append(training_example(tokenizer, r["messages"], r["judge_role"], r["label"], r["categories"],
                                          shown, cfg.max_length))
     return examples
+
+
+def tokenize_refusal_pairs(tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> list[dict[str, list[int]]]:
+    return [refusal_training_example(tokenizer, p["prompt"], p["response"], p["refusal"], max_length) for p in pairs]
+
+
+def held_out_refusal(clf: Classifier, batch_size: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """The refusal task on the hand-labelled set's held-out split: metrics and one prediction row per pair."""
+    rows = load_labelled(HELD_OUT)
+    scores = clf.score_refusal([r["prompt"] for r in rows], [r["response"] for r in rows], batch_size=batch_size)
+    truth = [r["label"] != "complied" for r in rows]
+    metrics = safety_metrics.binary_metrics(truth, scores, [s >= clf.refusal_threshold for s in scores])
+    preds = [{"prompt": r["prompt"], "response": r["response"], "label": r["label"], "refusal": t,
+              "score": s, "predicted": s >= clf.refusal_threshold} for r, t, s in zip(rows, truth, scores, strict=True)]
+    return metrics, preds
 
 
 def held_out_metrics(clf: Classifier, records: list[dict[str, Any]],
@@ -116,16 +143,20 @@ def run(cfg: SafetyConfig, base_model: str, train_uri: str, out_dir: str, eval_u
     train_records = read_records(train_uri, taxonomy)
     held_records = read_records(eval_uri, taxonomy) if eval_uri else []
     train = tokenize_records(tokenizer, train_records, taxonomy, cfg, train=True)
+    # WildGuard's third task in the same model: is the agent's reply a refusal (safety.refusal_task)
+    refusal_pairs = training_pairs(train_records)
+    train += tokenize_refusal_pairs(tokenizer, refusal_pairs, cfg.max_length)
 
     model = models.load_causal_lm(base_dir, stage.dtype, stage.device)
     if cfg.lora.enabled:
         model = models.add_lora(model, cfg.lora)
     n_unsafe = sum(r["label"] == "unsafe" for r in train_records)
-    print(f"safety: {len(train)} train ({n_unsafe} unsafe) / {len(held_records)} eval records, "
+    print(f"safety: {len(train_records)} train records ({n_unsafe} unsafe) + {len(refusal_pairs)} refusal-task pairs / "
+          f"{len(held_records)} eval records, "
           f"{len(taxonomy.categories)} categories; {models.describe(model)}", flush=True)
 
     run_id = loop.fingerprint("safety", cfg.model_dump(exclude={"tracking", "checkpoint_uri", "log_every"}),
-                              loop.file_digest(train_uri), str(base_dir), loop.file_digest(base_dir / "config.json"),
+                              loop.file_digest(train_uri), loop.file_digest(labels_path()), str(base_dir), loop.file_digest(base_dir / "config.json"),
                               taxonomy.to_list())
     result = loop.train(model, train, partial(collate_classifier, pad_id=tokenizer.pad_token_id), safety_step, cfg,
                         stage.tracker, run_id, desc="safety", on_step=on_step)
@@ -135,18 +166,22 @@ def run(cfg: SafetyConfig, base_model: str, train_uri: str, out_dir: str, eval_u
     summary: dict[str, float] = {"train/loss": result.metrics.get("loss", float("nan")), "steps": float(result.steps),
                                  "tokens_per_s": result.tokens_per_s}
     rows: list[dict[str, Any]] = []
+    refusal_rows: list[dict[str, Any]] = []
     nested: dict[str, dict[str, float]] = {}
     if held_records:
         clf = Classifier(model, tokenizer, taxonomy, cfg.threshold, cfg.max_length, stage.device,
-                         cfg.max_category_tokens)
+                         cfg.max_category_tokens, REFUSAL_THRESHOLD)
         nested, rows = held_out_metrics(clf, held_records, cfg.eval_batch_size)
         summary.update(safety_metrics.flatten(nested, "eval"))
+        refusal_metrics, refusal_rows = held_out_refusal(clf, cfg.eval_batch_size)
+        summary.update(safety_metrics.flatten({"refusal": refusal_metrics}, "eval"))
     meta = {"stage": "safety", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id,
-            "taxonomy": taxonomy.to_list(), "threshold": cfg.threshold, "max_length": cfg.max_length}
+            "taxonomy": taxonomy.to_list(), "threshold": cfg.threshold, "max_length": cfg.max_length,
+            "tasks": ["request_harmful", "response_harmful", "response_refusal"], "refusal_threshold": REFUSAL_THRESHOLD}
     with common.model_output(stage, out_dir, model, tokenizer, meta, summary, result.history) as tmp:
-        if rows:
-            (tmp / "eval_predictions.jsonl").write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        for name, table in (("eval_predictions.jsonl", rows), ("refusal_predictions.jsonl", refusal_rows)):
+            if table:
+                (tmp / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in table))
     if nested:
         print(format_table(per_category_table(nested, taxonomy)), flush=True)
         stage.tracker.log_table("eval/per_category", ["group", "name", "support", "precision", "recall", "f1", "fpr",

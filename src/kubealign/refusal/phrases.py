@@ -1,7 +1,6 @@
-"""Refusal detection: does a response decline what was asked?
+"""The explicit-refusal phrase heuristic (`is_refusal`): does a response open by declining?
 
-Library code (evaluation, the release gate, data builders) imports from here, never from the demo
-package. `is_refusal` is the phrase heuristic over a response's first sentences.
+This was all of `kubealign.refusal` before the judge; `kubealign.refusal.heuristic` builds on it.
 """
 
 from __future__ import annotations
