@@ -172,3 +172,21 @@ def test_a_killed_publish_blocks_others_but_not_its_own_retry(tmp_path: Path) ->
     assert [p.name for p in (tmp_path / "reg" / "m").iterdir()] == ["1"]  # the refused one left no staging
     publish.run(cfg, str(model), owner="run-7")  # the same run's retried task finishes the version
     assert publish.verify(str(dest)) == [] and json.loads((dest / "config.json").read_text())["seed"] == 1
+
+
+def test_the_publish_component_names_its_run_as_the_claims_owner(tmp_path: Path) -> None:
+    """The KFP component passes the run's name, so a retried attempt of the same run takes over its claim."""
+    from types import SimpleNamespace
+
+    from kubealign.components.release import publish as component
+
+    model = SimpleNamespace(path=str(_model(tmp_path / "a", 1)))
+    dest = tmp_path / "reg" / "m" / "v1"
+    dest.mkdir(parents=True)
+    (dest / publish.CLAIM).write_text(json.dumps({"owner": "dpo-run-1", "host": "pod-a", "pid": 1,
+                                                  "claimed_utc": "2026-01-01T00:00:00Z"}))
+    args = {"model": model, "registry_root": str(tmp_path / "reg"), "model_name": "m", "version": "v1"}
+    with pytest.raises(publish.VersionExists, match="claimed by another publish"):
+        component.python_func(**args, run_name="dpo-run-2")
+    assert component.python_func(**args, run_name="dpo-run-1") == str(dest)
+    assert publish.verify(str(dest)) == []
