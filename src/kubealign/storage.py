@@ -84,6 +84,11 @@ def write_bytes(uri: str, data: bytes) -> None:
         f.write(data)
 
 
+# Stores whose fsspec driver sends a real conditional write for mode="create": s3fs (If-None-Match: *)
+# and gcsfs (ifGenerationMatch=0). Only s3 is exercised by the tests (moto).
+ATOMIC_CREATE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
+
+
 def create_exclusive(uri: str, data: bytes, scratch: str | None = None, attempts: int = 5) -> bool:
     """Write a whole file only if nothing is at `uri`: True if this call created it, False if it existed.
 
@@ -112,6 +117,11 @@ def create_exclusive(uri: str, data: bytes, scratch: str | None = None, attempts
             Path(tmp).unlink(missing_ok=True)
         return True
     fs, path = fs_and_path(uri)
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if not protocols & ATOMIC_CREATE_PROTOCOLS:
+        # fsspec's generic mode="create" is exists-then-write, which two writers can both pass
+        raise StorageError(f"{uri}: this store offers no atomic create-if-absent write through fsspec; "
+                           "use a local path, s3:// or gs://")
     for attempt in range(attempts):
         try:
             fs.pipe_file(path, data, mode="create")
@@ -121,7 +131,7 @@ def create_exclusive(uri: str, data: bytes, scratch: str | None = None, attempts
         except (NotImplementedError, TypeError) as err:
             raise StorageError(f"{uri}: this store offers no create-if-absent write ({err})") from None
         except OSError as err:
-            if "pre-condition" in str(err).lower():  # 412 PreconditionFailed without s3fs's translation
+            if any(w in str(err).lower() for w in ("pre-condition", "precondition")):  # 412, untranslated
                 return False
             if "conflicting conditional" not in str(err).lower() or attempt == attempts - 1:
                 raise StorageError(f"{uri}: conditional write failed ({err})") from None

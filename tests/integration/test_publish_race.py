@@ -190,3 +190,13 @@ def test_the_publish_component_names_its_run_as_the_claims_owner(tmp_path: Path)
         component.python_func(**args, run_name="dpo-run-2")
     assert component.python_func(**args, run_name="dpo-run-1") == str(dest)
     assert publish.verify(str(dest)) == []
+
+
+def test_a_store_without_atomic_create_is_refused_not_raced(tmp_path: Path) -> None:
+    """fsspec's in-memory store has only check-then-write: publishing there fails by name and leaves nothing."""
+    cfg = PublishConfig(root="memory://registry", model_name="m", version="1")
+    with pytest.raises(storage.StorageError, match="^memory://registry/m/1/.publish-claim: this store offers no "
+                       "atomic create-if-absent write"):
+        publish.run(cfg, str(_model(tmp_path / "a", 1)))
+    fs, path = storage.fs_and_path("memory://registry")
+    assert fs.find(path) == []
