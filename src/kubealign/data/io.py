@@ -94,18 +94,13 @@ class _DuplicateKeys(dict):
     key: str = ""
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) == len(pairs):
-        return obj
-    dup = _DuplicateKeys(obj)
+def _first_repeat(pairs: list[tuple[str, Any]]) -> str:
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            dup.key = key
-            break
+            return key
         seen.add(key)
-    return dup
+    return ""
 
 
 def _duplicate_key(obj: Any) -> str | None:
@@ -122,9 +117,22 @@ def _duplicate_key(obj: Any) -> str | None:
     return None
 
 
-def _loads(text: str) -> Any:
-    """`json.loads` that marks objects with repeated keys (see `_object`) instead of keeping the last."""
-    return json.loads(text, object_pairs_hook=_object)
+def _loads(text: str) -> tuple[Any, bool]:
+    """`json.loads` that marks objects with a repeated key (`_DuplicateKeys`) instead of keeping the last;
+    the flag says whether there is any, so clean text (nearly all of it) is not walked again."""
+    repeated = False
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        repeated = True
+        dup = _DuplicateKeys(obj)
+        dup.key = _first_repeat(pairs)
+        return dup
+
+    return json.loads(text, object_pairs_hook=hook), repeated
 
 
 def _parse_error(err: Exception, text: str) -> str:
@@ -149,15 +157,16 @@ def _parse_line(row: int, raw: bytes) -> dict[str, Any] | Rejection | None:
     if not text.strip():
         return None
     try:
-        obj = _loads(text)
+        obj, repeated = _loads(text)
     except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError, as is int()'s digit limit
         return Rejection(row, Reason.UNPARSEABLE_LINE.value, None, _parse_error(err, text))
-    return _as_record(row, obj)
+    return _as_record(row, obj, repeated)
 
 
-def _as_record(row: int, obj: Any) -> dict[str, Any] | Rejection:
+def _as_record(row: int, obj: Any, repeated: bool = False) -> dict[str, Any] | Rejection:
+    """`obj` if it is an object; `repeated`: some object in the text had a key twice (find it in `obj`)."""
     if isinstance(obj, dict):
-        key = _duplicate_key(obj)
+        key = _duplicate_key(obj) if repeated else None
         if key is not None:
             return Rejection(row, Reason.DUPLICATE_KEY.value, key,
                              f"expected each key once per object; {key!r} appears twice (JSON readers "
@@ -202,7 +211,7 @@ def _json_rows(uri: str, f: IO[bytes]) -> Iterator[Row]:
         return
     try:
         text = data.decode("utf-8")
-        items = _loads(text)
+        items, repeated = _loads(text)
     except UnicodeDecodeError as err:
         raise DataInputError(f"{uri}: byte {err.start + 1} is not valid UTF-8") from None
     except json.JSONDecodeError as err:
@@ -210,7 +219,7 @@ def _json_rows(uri: str, f: IO[bytes]) -> Iterator[Row]:
     except (ValueError, RecursionError) as err:  # one parse for the whole array: no row to blame
         raise DataInputError(f"{uri}: not a readable JSON array: {_parse_error(err, text)}") from None
     for row, obj in enumerate(items, 1):
-        yield row, _as_record(row, obj)
+        yield row, _as_record(row, obj, repeated)
 
 
 def _parquet_rows(uri: str, f: IO[bytes], batch_size: int = 1024) -> Iterator[Row]:
