@@ -203,7 +203,7 @@ class StageSettings(_Strict):
         0, ge=0, le=10,
         description="Times KFP retries a failed task; a retried training stage resumes from its last checkpoint "
         "under checkpoint_root. KFP retries only a main container that failed, not a pod that was evicted or "
-        "whose node was lost (docs/platform.md, 'Retries').",
+        "whose node was lost (docs/platform.md, section A8).",
     )
     backoff_duration: str = Field("60s", description="Wait before the first retry, in seconds, e.g. '60s'.")
     backoff_factor: float = Field(2.0, ge=1.0, description="Each further retry waits this many times longer.")
