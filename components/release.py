@@ -36,11 +36,12 @@ def gate(
 @component()
 def publish(model: Input[Model], registry_root: str, model_name: str, version: str, run_name: str = "") -> str:
     """Copies the merged model to `<registry_root>/<model_name>/<version>/` (+ MANIFEST.json, written last);
-    refuses a version that is already published. An empty `version` means `run_name` (the KFP run's
-    name, unique per run). Returns the version's URI."""
+    refuses a version that is already published or claimed by another run. An empty `version` means
+    `run_name` (the KFP run's name, unique per run), which also names this publish in its claim, so a
+    retried attempt of this task can finish what a killed one started. Returns the version's URI."""
     from kubealign.config import PublishConfig, build
     from kubealign.stages import publish as stage
 
     cfg = build(PublishConfig, {"root": registry_root, "model_name": model_name, "version": version or run_name},
                 where="publish parameters")
-    return stage.run(cfg, model.path)["uri"]
+    return stage.run(cfg, model.path, owner=run_name or None)["uri"]

@@ -199,9 +199,20 @@ class StageSettings(_Strict):
         description="UID and GID the container runs as (non-root, as the 'restricted' Pod Security Standard "
         "requires); matches the trainer images' USER. None leaves it to the cluster.",
     )
-    retries: int = Field(0, ge=0, le=10, description="Times KFP retries a failed task (e.g. after preemption).")
+    retries: int = Field(
+        0, ge=0, le=10,
+        description="Times KFP retries a failed task; a retried training stage resumes from its last checkpoint "
+        "under checkpoint_root. KFP retries only a main container that failed, not a pod that was evicted or "
+        "whose node was lost (docs/platform.md, section A8).",
+    )
     backoff_duration: str = Field("60s", description="Wait before the first retry, in seconds, e.g. '60s'.")
     backoff_factor: float = Field(2.0, ge=1.0, description="Each further retry waits this many times longer.")
+    backoff_max_duration: str = Field(
+        "86400s",
+        description="Retry window, in seconds (Argo's backoff.maxDuration): a deadline counted from the task's "
+        "first attempt, running time included, after which no retry starts. KFP's own default, 3600s, would "
+        "stop retrying any stage that has run for an hour; set it above the stage's run time x (retries + 1).",
+    )
     caching: bool = Field(True, description="Reuse the outputs of an identical earlier run of this task.")
 
     @field_validator("node_selector")
@@ -249,15 +260,28 @@ class StageSettings(_Strict):
                 raise ValueError(f"{name} looks like a credential: put it in a Secret and list it in secret_env")
         return v
 
-    @field_validator("backoff_duration")
+    @field_validator("backoff_duration", "backoff_max_duration")
     @classmethod
     def _duration(cls, v: str) -> str:
         if not _DURATION.match(v):
             raise ValueError(f"{v!r} is not a duration in seconds such as '60s'")
         return v
 
+    def retry_waits(self) -> list[float]:
+        """Seconds waited before each retry: backoff_duration x backoff_factor^i."""
+        first = float(self.backoff_duration[:-1])
+        return [first * self.backoff_factor**i for i in range(self.retries)]
+
     def check_consistent(self) -> None:
         """Cross-field rules, checked on merged settings only (a stage override alone may be partial)."""
+        waits = self.retry_waits()
+        if waits and sum(waits) >= float(self.backoff_max_duration[:-1]):
+            raise ValueError(
+                f"backoff_max_duration {self.backoff_max_duration} is used up by the waits alone before retry "
+                f"{self.retries} ({' + '.join(f'{w:g}s' for w in waits)} = {sum(waits):g}s), so the last retries "
+                "would never run: raise backoff_max_duration above the stage's run time x (retries + 1) plus "
+                "the waits, or lower retries, backoff_duration or backoff_factor"
+            )
         if self.accelerator_count > 0 and self.accelerator_type is None:
             raise ValueError("accelerator_count is set but accelerator_type is not (e.g. nvidia.com/gpu)")
         if self.accelerator_type is not None and self.accelerator_count == 0:
@@ -380,7 +404,8 @@ def configure_task(task: PipelineTask, stage: str, profile: ClusterProfile | Non
     s = profile.for_stage(stage)
     task.set_caching_options(s.caching)
     if s.retries:
-        task.set_retry(num_retries=s.retries, backoff_duration=s.backoff_duration, backoff_factor=s.backoff_factor)
+        task.set_retry(num_retries=s.retries, backoff_duration=s.backoff_duration, backoff_factor=s.backoff_factor,
+                       backoff_max_duration=s.backoff_max_duration)
     if s.image:
         task.set_container_image(IMAGE_ALIASES.get(s.image, s.image))
     if s.accelerator_type:

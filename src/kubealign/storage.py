@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,61 @@ def write_bytes(uri: str, data: bytes) -> None:
     fs, path = fs_and_path(uri)
     with fs.open(path, "wb") as f:  # one object PUT: visible only once complete
         f.write(data)
+
+
+# Stores whose fsspec driver sends a real conditional write for mode="create": s3fs (If-None-Match: *)
+# and gcsfs (ifGenerationMatch=0). Only s3 is exercised by the tests (moto).
+ATOMIC_CREATE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
+
+
+def create_exclusive(uri: str, data: bytes, scratch: str | None = None, attempts: int = 5) -> bool:
+    """Write a whole file only if nothing is at `uri`: True if this call created it, False if it existed.
+
+    The create-if-absent write that concurrent writers race on; exactly one of them gets True.
+    - local: the bytes go to a temporary file first, then `link(2)` gives it the name; link fails when
+      the name exists, and a reader never sees a half-written file. `scratch` (a local folder on the
+      same filesystem; default the target's folder) holds the temporary file, so that a reader
+      listing the target's folder sees no stray file;
+    - object stores: a conditional PUT (`If-None-Match: *`, s3fs's `mode="create"`), which the store
+      decides atomically. S3 answers 409 ConditionalRequestConflict while another conditional write
+      to the key is in flight and asks the client to retry ("Conditional writes", S3 user guide).
+    """
+    if is_local(uri):
+        target = local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = local_path(scratch) if scratch else target.parent
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return True
+    fs, path = fs_and_path(uri)
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if not protocols & ATOMIC_CREATE_PROTOCOLS:
+        # fsspec's generic mode="create" is exists-then-write, which two writers can both pass
+        raise StorageError(f"{uri}: this store offers no atomic create-if-absent write through fsspec; "
+                           "use a local path, s3:// or gs://")
+    for attempt in range(attempts):
+        try:
+            fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except (NotImplementedError, TypeError) as err:
+            raise StorageError(f"{uri}: this store offers no create-if-absent write ({err})") from None
+        except OSError as err:
+            if any(w in str(err).lower() for w in ("pre-condition", "precondition")):  # 412, untranslated
+                return False
+            if "conflicting conditional" not in str(err).lower() or attempt == attempts - 1:
+                raise StorageError(f"{uri}: conditional write failed ({err})") from None
+            time.sleep(0.2 * 2**attempt)
+    return False
 
 
 def write_json(uri: str, obj: Any) -> None:

@@ -33,15 +33,20 @@ def _logits(model_dir: str | Path) -> torch.Tensor:
 
 def test_publish_to_a_local_registry(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real_put, real_write_json = publish._put, storage.write_json
+    real_put, real_create, real_move = publish._put, storage.create_exclusive, publish._move_in
     monkeypatch.setattr(publish, "_put", lambda local, uri: (calls.append(uri), real_put(local, uri)))
-    monkeypatch.setattr(storage, "write_json", lambda uri, obj: (calls.append(uri), real_write_json(uri, obj)))
+    monkeypatch.setattr(storage, "create_exclusive", lambda uri, *a: (calls.append(uri), real_create(uri, *a))[1])
+    monkeypatch.setattr(publish, "_move_in", lambda *a: (calls.append("move in"), real_move(*a)))
 
     cfg = PublishConfig(root=str(tmp_path / "registry"), model_name="assistant", version="1.0.0")
     result = publish.run(cfg, str(tiny_model_dir))
     dest = tmp_path / "registry" / "assistant" / "1.0.0"
-    assert result["uri"] == str(dest) and calls[-1].endswith("/MANIFEST.json")  # the manifest is written last
-    assert len(calls) == result["files"] + 1
+    n = result["files"]
+    # staged under a private name, then the claim, then moved in, and the manifest written last
+    assert result["uri"] == str(dest) and len(calls) == n + 3
+    assert all(f"/assistant/{publish.STAGING_PREFIX}1.0.0-" in c for c in calls[:n])
+    assert calls[n:] == [f"{dest}/{publish.CLAIM}", "move in", f"{dest}/MANIFEST.json"]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["1.0.0"]  # no staging left
 
     manifest = json.loads((dest / "MANIFEST.json").read_text())
     assert manifest["name"] == "assistant" and manifest["version"] == "1.0.0"

@@ -83,8 +83,10 @@ def test_every_reason_code_with_rows(every_reason_file: Path, tiny_tokenizer, tm
 
     expected = [(row, reason) for row, (_, reason) in enumerate(EVERY_REASON, 1) if reason]
     assert [(r["row"], r["reason"]) for r in report["rejected"]] == expected
-    # every sft/preference code is exercised (bad_label and unknown_category are safety-only: test_safety_*)
-    assert {r.value for r in Reason} - {"bad_label", "unknown_category"} == {reason for _, reason in expected}
+    # every sft/preference code is exercised (bad_label and unknown_category are safety-only: test_safety_*;
+    # duplicate_key and template_mismatch, the latter with a tokenizer that merges whitespace: test_bad_records)
+    others = {"bad_label", "unknown_category", "duplicate_key", "template_mismatch"}
+    assert {r.value for r in Reason} - others == {reason for _, reason in expected}
     accepted_rows = sorted(report["source_rows"]["train"] + report["source_rows"]["eval"])
     assert accepted_rows == [1, 14, 16, 17, 18, 19]
     assert report["source_rows"]["eval"] == [14]

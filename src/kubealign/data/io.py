@@ -1,18 +1,20 @@
 """Reading and writing record files at any fsspec URI (local path, file://, s3://, ...).
 
 `iter_rows` streams records with their row numbers and never raises for a bad *record*: a line that
-is not UTF-8 or not JSON, or a JSON value that is not an object, comes back as a `Rejection` in its
-place, so the validator can report every bad row. Problems with the *file* itself (missing, unknown
+is not UTF-8 or not JSON (including numbers over Python's 4300-digit limit and nesting deeper than
+the parser's recursion limit), an object with a repeated key, or a JSON value that is not an object,
+comes back as a `Rejection` in its place, so the validator can report every bad row and keep the rest. Problems with the *file* itself (missing, unknown
 format, not Parquet) raise `DataInputError`, one line naming the URI.
 
-Row numbers: JSONL counts physical lines from 1 (blank lines are skipped but counted, so the number
-is what an editor shows); Parquet and JSON arrays count records from 1.
+Row numbers: JSONL counts physical lines from 1, ended by LF, CRLF or a lone CR (blank lines are
+skipped but counted, so the number is what an editor shows); Parquet and JSON arrays count records from 1.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -86,6 +88,64 @@ def _closing(uri: str, f: IO[bytes], rows: Iterator[Row]) -> Iterator[Row]:
         f.close()
 
 
+class _DuplicateKeys(dict):
+    """An object that had a key twice; `json.loads` keeps the last value, we reject the record."""
+
+    key: str = ""
+
+
+def _first_repeat(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return ""
+
+
+def _duplicate_key(obj: Any) -> str | None:
+    """The first repeated key anywhere inside `obj` (walked without recursion: records can nest deep)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _DuplicateKeys):
+            return item.key
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _loads(text: str) -> tuple[Any, bool]:
+    """`json.loads` that marks objects with a repeated key (`_DuplicateKeys`) instead of keeping the last;
+    the flag says whether there is any, so clean text (nearly all of it) is not walked again."""
+    repeated = False
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        repeated = True
+        dup = _DuplicateKeys(obj)
+        dup.key = _first_repeat(pairs)
+        return dup
+
+    return json.loads(text, object_pairs_hook=hook), repeated
+
+
+def _parse_error(err: Exception, text: str) -> str:
+    """What is wrong with one unparseable JSON text, in words a person can act on."""
+    if isinstance(err, json.JSONDecodeError):
+        where = "the line ends too early" if err.pos >= len(text) else f"at character {err.pos + 1}"
+        return f"expected one JSON object: {err.msg}, {where}"
+    if isinstance(err, RecursionError):  # the parser recurses per nesting level
+        return f"expected one JSON object: nested deeper than the parser allows (about {sys.getrecursionlimit()} levels)"
+    # Python caps int() at 4300 digits (CVE-2020-10735); the rest of the message is advice to developers
+    return f"expected one JSON object: a number is too long ({str(err).split(';')[0]})"
+
+
 def _parse_line(row: int, raw: bytes) -> dict[str, Any] | Rejection | None:
     """One JSONL line -> record, Rejection, or None for a blank line."""
     try:
@@ -97,22 +157,40 @@ def _parse_line(row: int, raw: bytes) -> dict[str, Any] | Rejection | None:
     if not text.strip():
         return None
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        where = "the line ends too early" if err.pos >= len(text) else f"at character {err.pos + 1}"
-        return Rejection(row, Reason.UNPARSEABLE_LINE.value, None, f"expected one JSON object: {err.msg}, {where}")
-    return _as_record(row, obj)
+        obj, repeated = _loads(text)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError, as is int()'s digit limit
+        return Rejection(row, Reason.UNPARSEABLE_LINE.value, None, _parse_error(err, text))
+    return _as_record(row, obj, repeated)
 
 
-def _as_record(row: int, obj: Any) -> dict[str, Any] | Rejection:
+def _as_record(row: int, obj: Any, repeated: bool = False) -> dict[str, Any] | Rejection:
+    """`obj` if it is an object; `repeated`: some object in the text had a key twice (find it in `obj`)."""
     if isinstance(obj, dict):
-        return obj
+        key = _duplicate_key(obj) if repeated else None
+        if key is not None:
+            return Rejection(row, Reason.DUPLICATE_KEY.value, key,
+                             f"expected each key once per object; {key!r} appears twice (JSON readers "
+                             "disagree on which value wins)")
+        return dict(obj)
     kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(type(obj), "a number")
     return Rejection(row, Reason.WRONG_TYPE.value, None, f"expected a JSON object, got {kind}")
 
 
+def _lines(f: IO[bytes]) -> Iterator[bytes]:
+    """Physical lines, ending at LF, CRLF or a lone CR (as editors count them), read as a stream.
+
+    A raw CR cannot occur inside a JSON string or a UTF-8 multi-byte sequence, so splitting on it
+    never cuts a valid record.
+    """
+    for raw in f:
+        if b"\r" in raw.rstrip(b"\r\n"):
+            yield from raw.splitlines()
+        else:
+            yield raw
+
+
 def _jsonl_rows(uri: str, f: IO[bytes]) -> Iterator[Row]:
-    for row, raw in enumerate(f, 1):
+    for row, raw in enumerate(_lines(f), 1):
         if row == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8) :]
         parsed = _parse_line(row, raw)
@@ -132,13 +210,16 @@ def _json_rows(uri: str, f: IO[bytes]) -> Iterator[Row]:
                 yield row, parsed
         return
     try:
-        items = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        items, repeated = _loads(text)
     except UnicodeDecodeError as err:
         raise DataInputError(f"{uri}: byte {err.start + 1} is not valid UTF-8") from None
     except json.JSONDecodeError as err:
         raise DataInputError(f"{uri}: not a JSON array: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except (ValueError, RecursionError) as err:  # one parse for the whole array: no row to blame
+        raise DataInputError(f"{uri}: not a readable JSON array: {_parse_error(err, text)}") from None
     for row, obj in enumerate(items, 1):
-        yield row, _as_record(row, obj)
+        yield row, _as_record(row, obj, repeated)
 
 
 def _parquet_rows(uri: str, f: IO[bytes], batch_size: int = 1024) -> Iterator[Row]:

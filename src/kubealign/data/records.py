@@ -27,7 +27,8 @@ from typing import Any
 class Reason(str, Enum):
     """Why a record was rejected. The values are what reports and messages show."""
 
-    UNPARSEABLE_LINE = "unparseable_line"
+    UNPARSEABLE_LINE = "unparseable_line"  # not JSON, a number over 4300 digits, or nested too deep
+    DUPLICATE_KEY = "duplicate_key"  # an object names a key twice (JSON parsers differ on which wins)
     INVALID_UTF8 = "invalid_utf8"
     MISSING_FIELD = "missing_field"
     EMPTY_FIELD = "empty_field"
@@ -36,6 +37,7 @@ class Reason(str, Enum):
     PROMPT_NOT_USER_LAST = "prompt_not_user_last"
     IDENTICAL_CHOSEN_REJECTED = "identical_chosen_rejected"  # as text, or after tokenization+truncation
     NO_ROOM_FOR_RESPONSE = "no_room_for_response"
+    TEMPLATE_MISMATCH = "template_mismatch"  # the chat template re-tokenizes the turn (prefix property)
     DUPLICATE = "duplicate"
     TRAIN_EVAL_OVERLAP = "train_eval_overlap"
     BAD_LABEL = "bad_label"  # safety: label not safe/unsafe, or categories that contradict the label

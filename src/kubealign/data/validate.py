@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubealign.config import ConfigError
-from kubealign.data.chat import tokenize_preference, tokenize_prompt
+from kubealign.data.chat import render_ids, tokenize_preference, tokenize_prompt
 from kubealign.data.io import iter_rows, row_unit
 from kubealign.data.records import (
     Invalid,
@@ -63,14 +63,43 @@ def _check_room(tokenizer: Any, prompt: list[Message], max_length: int, field: s
     return prompt_ids
 
 
+def _check_extends(tokenizer: Any, before: list[int], after: list[int], field: str, text: str) -> None:
+    """Training masks a reply as `after[len(before):]`, which is right only if `before` is a prefix of `after`.
+
+    Byte-level BPE breaks that when the reply starts with whitespace that merges with the assistant
+    header's newline (a reply of "\\n\\nHi" after "assistant\\n"); `data.chat` then stops training.
+    """
+    if after[: len(before)] == before:
+        return
+    at = next((i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b), len(after))
+    raise Invalid(
+        Reason.TEMPLATE_MISMATCH,
+        field,
+        f"expected the chat template to render this turn by appending tokens to the conversation before it; "
+        f"token {at} changes from {tokenizer.decode(before[at:at + 4])!r} to {tokenizer.decode(after[at:at + 4])!r} "
+        f"(the text starts {text[:12]!r}; leading whitespace is the usual cause: strip it)",
+    )
+
+
 def _sft_token_check(tokenizer: Any, record: dict[str, Any], max_length: int) -> None:
     messages = record["messages"]
     first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
     _check_room(tokenizer, messages[:first], max_length, "messages")
+    full = render_ids(tokenizer, messages)
+    for i in range(first, len(messages), 2):  # the same checks as data.chat.assistant_spans
+        field, text = f"messages[{i}].content", messages[i]["content"]
+        through = render_ids(tokenizer, messages[: i + 1])
+        _check_extends(tokenizer, tokenize_prompt(tokenizer, messages[:i]), through, field, text)
+        if i + 1 < len(messages):  # the next turn must not re-tokenize this one's end either
+            _check_extends(tokenizer, through, full, f"messages[{i + 1}].content", messages[i + 1]["content"])
 
 
 def _preference_token_check(tokenizer: Any, record: dict[str, Any], max_length: int) -> None:
-    _check_room(tokenizer, record["prompt"], max_length, "prompt")
+    prompt_ids = _check_room(tokenizer, record["prompt"], max_length, "prompt")
+    for name in ("chosen", "rejected"):  # the check data.chat.tokenize_preference stops on
+        response = record[name]
+        full = render_ids(tokenizer, [*record["prompt"], *response])
+        _check_extends(tokenizer, prompt_ids, full, f"{name}[0].content", response[0]["content"])
     ids = tokenize_preference(tokenizer, record["prompt"], record["chosen"], record["rejected"], max_length)
     if ids["chosen_ids"] == ids["rejected_ids"]:
         raise Invalid(
@@ -189,6 +218,11 @@ def validate(uri: str, kind: str, tokenizer: Any = None, max_length: int | None 
     return result
 
 
+def no_records_message(uri: str) -> str:
+    """The error for a file without a single record: `kubealign validate` and data prep both refuse it."""
+    return f"{uri}: no records (the file is empty or has only blank lines); expected at least one record"
+
+
 def format_rejection(uri: str, r: Rejection) -> str:
     """`path:row: reason: field: message` (the field part left out when there is none)."""
     where = f": {r.field}" if r.field else ""
@@ -215,6 +249,7 @@ __all__ = [
     "format_counts",
     "format_rejection",
     "kind_spec",
+    "no_records_message",
     "safety_spec",
     "summary_line",
     "validate",

@@ -29,6 +29,7 @@ from kubealign.data.validate import (
     format_counts,
     format_rejection,
     kind_spec,
+    no_records_message,
     summary_line,
     validate,
 )
@@ -139,7 +140,7 @@ def run(cfg: DataPrepConfig, input_uri: str, out_dir: str, tokenizer: Any = None
     }
     failure = None
     if result.total == 0:
-        failure = f"{input_uri}: no records (the file is empty or has only blank lines)"
+        failure = no_records_message(input_uri)
     elif result.reject_fraction > cfg.max_reject_fraction:
         failure = _gate_message(result, cfg, report_uri)
     elif not train:
@@ -173,6 +174,8 @@ def validate_command(
 ) -> int:
     """`kubealign validate KIND PATH [--report FILE]`: 0 all accepted, 1 any rejected, 2 unreadable input.
 
+    A file with no records at all is unusable input (2), as data prep also refuses it.
+
     `tokenizer` may be a tokenizer object or a URI to load one from; without it only the
     tokenizer-free checks run.
     """
@@ -183,11 +186,14 @@ def validate_command(
     except (DataInputError, StorageError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if report_path:
+        write_json(report_path, result.report())
+    if result.total == 0:
+        print(f"error: {no_records_message(path)}", file=sys.stderr)
+        return 2
     for r in result.sorted_rejections():
         print(format_rejection(path, r))
     print(summary_line(result))
-    if report_path:
-        write_json(report_path, result.report())
     return 1 if result.rejected else 0
 
 
