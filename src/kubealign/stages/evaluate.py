@@ -23,8 +23,8 @@ from kubealign.config import EvalConfig
 from kubealign.demo.prompt_sets import load_prompt_set
 from kubealign.generate import generate
 from kubealign.refusal import is_refusal
+from kubealign.scoring import load_reward_model, pair_logprobs, score_texts, tokenize_pairs
 from kubealign.stages import common
-from kubealign.stages.dpo import score_pairs, tokenize_pairs
 
 
 def pair_metrics(sft_c: torch.Tensor, sft_r: torch.Tensor, al_c: torch.Tensor, al_r: torch.Tensor,
@@ -85,7 +85,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     scores: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     responses: dict[str, dict[str, list[str]]] = {}
     for name, model in loaded.items():
-        scores[name] = score_pairs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
+        scores[name] = pair_logprobs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         responses[name] = {
             k: generate(model, tokenizer, v, cfg.max_new_tokens, cfg.batch_size, stage.device, desc=f"{name}: {k}")
             for k, v in prompts.items()
@@ -148,8 +148,8 @@ def implicit_reward_metrics(loaded: dict[str, torch.nn.Module], tokenizer: Any, 
                for p, a, s in zip(prompts, responses["aligned"], responses["sft"], strict=True)]
     examples = tokenize_pairs(tokenizer, records, cfg.max_length)
     device = next(loaded["aligned"].parameters()).device
-    al_a, al_s = score_pairs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
-    sft_a, sft_s = score_pairs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    al_a, al_s = pair_logprobs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    sft_a, sft_s = pair_logprobs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
     r_aligned, r_sft = cfg.beta * (al_a - sft_a), cfg.beta * (al_s - sft_s)
     same = torch.tensor([a == s for a, s in zip(responses["aligned"], responses["sft"], strict=True)])
     wins = torch.where(same, torch.full_like(r_aligned, 0.5), (r_aligned > r_sft).float())
@@ -175,8 +175,6 @@ def reward_model_metrics(reward_model: str, prompts: dict[str, list[Any]], respo
     winrate/reward_model = mean over prompts of 1 if the aligned response scores higher, 0.5 on a tie
     (identical text or identical score), 0 otherwise.
     """
-    from kubealign.stages.reward import load_reward_model, score_texts
-
     rm_dir = models.resolve_model_dir(reward_model)
     rm = load_reward_model(rm_dir, dtype, device).eval().requires_grad_(False)
     tokenizer = models.load_tokenizer(rm_dir)
