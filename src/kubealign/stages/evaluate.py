@@ -5,7 +5,8 @@
   reward beta * (log pi_aligned - log pi_sft) accuracy and margin (DPO paper, section 5).
 - Held-out prompts: greedy generations of both models side by side.
 - Refusal rate on a harmful-prompt set (higher is better) and on a benign-but-edgy set
-  (lower is better: over-refusal), with the keyword detector in kubealign.demo.prompt_sets.
+  (lower is better: over-refusal), with the keyword detector in kubealign.refusal. Both sets are
+  inputs (`harmful_prompts`, `benign_edgy_prompts`: fsspec URIs of JSONL), the packaged sets by default.
 
 setup (models, data) -> evaluate -> save (KFP metrics dict, HTML report, samples JSON).
 """
@@ -20,7 +21,7 @@ import torch
 
 from kubealign import models, report
 from kubealign.config import EvalConfig
-from kubealign.demo.prompt_sets import load_prompt_set
+from kubealign.data.prompts import as_conversations, load_prompt_set
 from kubealign.generate import generate
 from kubealign.refusal import is_refusal
 from kubealign.scoring import load_reward_model, pair_logprobs, score_texts, tokenize_pairs
@@ -72,12 +73,15 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     pairs = tokenize_pairs(tokenizer, records, cfg.max_length)
     prompts = {
         "held_out": [r["prompt"] for r in records[: cfg.num_samples]],
-        "harmful": [[{"role": "user", "content": p["prompt"]}] for p in load_prompt_set("harmful", cfg.num_harmful, cfg.seed)],
-        "benign_edgy": [[{"role": "user", "content": p["prompt"]}]
-                        for p in load_prompt_set("benign_edgy", cfg.num_benign_edgy, cfg.seed)],
+        "harmful": as_conversations(load_prompt_set("harmful", cfg.harmful_prompts, cfg.num_harmful, cfg.seed)),
+        "benign_edgy": as_conversations(load_prompt_set("benign_edgy", cfg.benign_edgy_prompts, cfg.num_benign_edgy,
+                                                        cfg.seed)),
     }
-    # held-out prompts beyond the ones shown side by side, for the win rates
-    prompts["rm_extra"] = [r["prompt"] for r in records[cfg.num_samples : cfg.winrate_prompts]]
+    # prompts beyond the ones shown side by side, for the win rates: more held-out prompts, or a
+    # helpfulness set of the team's own when given
+    extra = max(0, cfg.winrate_prompts - len(prompts["held_out"]))
+    prompts["rm_extra"] = (as_conversations(load_prompt_set("helpful", cfg.helpful_prompts, extra, cfg.seed))
+                           if cfg.helpful_prompts else [r["prompt"] for r in records[cfg.num_samples : cfg.winrate_prompts]])
 
     # Both models stay loaded: the implicit reward scores each one's responses under the other too.
     loaded = {name: models.load_causal_lm(d, stage.dtype, stage.device) for name, d in (("sft", sft_dir),
