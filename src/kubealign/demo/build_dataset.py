@@ -149,109 +149,141 @@ def _money(x: float) -> str:
     return f"${int(x)}" if abs(x - round(x)) < 1e-9 else f"${x:.2f}"
 
 
+# one arithmetic question: (prompt, answer, wrong answer, follow-up (question, answer) or None)
+Arith = tuple[str, str, str, "tuple[str, str] | None"]
+
+
+def _arith_add(rng: random.Random) -> Arith:
+    a, b = rng.randint(12, 999), rng.randint(12, 999)
+    q = rng.choice(["What is {a} + {b}?", "What's {a} plus {b}?", "Add {a} and {b}."]).format(
+        a=a, b=b
+    )
+    r = a + b
+    w = r + rng.choice([-10, -1, 1, 10, 100])
+    ans, wrong = f"{a} + {b} = {r}.", f"{a} + {b} = {w}."
+    fu_k = rng.randint(2, 9)
+    fu = (f"Now add {fu_k} to that.", f"{r} + {fu_k} = {r + fu_k}.")
+    return q, ans, wrong, fu
+
+
+def _arith_sub(rng: random.Random) -> Arith:
+    a, b = rng.randint(100, 999), rng.randint(11, 99)
+    q = rng.choice(["What is {a} minus {b}?", "What's {a} - {b}?", "Subtract {b} from {a}."]).format(
+        a=a, b=b
+    )
+    r = a - b
+    w = r + rng.choice([-10, -1, 1, 10])
+    ans, wrong = f"{a} - {b} = {r}.", f"{a} - {b} = {w}."
+    fu = ("And minus another 10?", f"{r} - 10 = {r - 10}.")
+    return q, ans, wrong, fu
+
+
+def _arith_mul(rng: random.Random) -> Arith:
+    a, b = rng.randint(11, 99), rng.randint(3, 19)
+    q = rng.choice(["What is {a} times {b}?", "Multiply {a} by {b}.", "What's {a} × {b}?"]).format(
+        a=a, b=b
+    )
+    r = a * b
+    w = r + rng.choice([a, -a, b, 10])
+    ans, wrong = f"{a} × {b} = {r}.", f"{a} × {b} = {w}."
+    fu = ("Now double that.", f"{r} × 2 = {r * 2}.")
+    return q, ans, wrong, fu
+
+
+def _arith_div(rng: random.Random) -> Arith:
+    b, r = rng.randint(3, 12), rng.randint(4, 60)
+    a = b * r
+    q = rng.choice(["What is {a} divided by {b}?", "What's {a} ÷ {b}?", "Divide {a} by {b}."]).format(
+        a=a, b=b
+    )
+    w = r + rng.choice([-2, -1, 1, 2])
+    ans, wrong = f"{a} ÷ {b} = {r}.", f"{a} ÷ {b} = {w}."
+    fu = ("And half of that?", f"Half of {r} is {_num(r / 2)}.")
+    return q, ans, wrong, fu
+
+
+def _arith_pct(rng: random.Random) -> Arith:
+    p = rng.choice([5, 10, 15, 20, 25, 30, 40, 50, 75])
+    n_ = rng.choice(range(40, 1001, 20))
+    r = p * n_ / 100
+    q = rng.choice(
+        ["What is {p}% of {n}?", "What's {p} percent of {n}?", "Calculate {p}% of {n}."]
+    ).format(p=p, n=n_)
+    w = p * n_ / 10
+    ans, wrong = f"{p}% of {n_} is {_num(r, 2)}.", f"{p}% of {n_} is {_num(w, 2)}."
+    fu = None
+    return q, ans, wrong, fu
+
+
+def _arith_tip(rng: random.Random) -> Arith:
+    p = rng.choice([10, 15, 18, 20])
+    bill = rng.choice(range(20, 201, 5))
+    r = p * bill / 100
+    art = "an" if p == 18 else "a"
+    q = rng.choice(
+        [
+            "What's {art} {p}% tip on a ${b} bill?",
+            "How much is {art} {p}% tip on ${b}?",
+            "My bill is ${b}. What's {art} {p}% tip?",
+        ]
+    ).format(art=art, p=p, b=bill)
+    ans = f"{art.capitalize()} {p}% tip on ${bill} is {_money(r)}."
+    wrong = f"{art.capitalize()} {p}% tip on ${bill} is {_money(r * 10)}."
+    fu = ("And what's the total with the tip?", f"${bill} + {_money(r)} = {_money(bill + r)}.")
+    return q, ans, wrong, fu
+
+
+def _arith_sq(rng: random.Random) -> Arith:
+    n_ = rng.randint(4, 30)
+    q = rng.choice(["What is {n} squared?", "What's {n} to the power of 2?"]).format(n=n_)
+    ans, wrong = f"{n_} squared is {n_ * n_}.", f"{n_} squared is {n_ * 2}."
+    fu = None
+    return q, ans, wrong, fu
+
+
+def _arith_sqrt(rng: random.Random) -> Arith:
+    n_ = rng.randint(4, 25)
+    q = rng.choice(["What is the square root of {m}?", "What's the square root of {m}?"]).format(
+        m=n_ * n_
+    )
+    ans, wrong = (
+        f"The square root of {n_ * n_} is {n_}.",
+        f"The square root of {n_ * n_} is {_num(n_ * n_ / 2)}.",
+    )
+    fu = None
+    return q, ans, wrong, fu
+
+
+def _arith_word(rng: random.Random) -> Arith:
+    kind = rng.choice(["eggs", "apples", "pages"])
+    if kind == "eggs":
+        a, b = rng.randint(2, 9), rng.choice([6, 10, 12, 18])
+        q = f"If I have {a} boxes with {b} eggs each, how many eggs do I have?"
+        ans, wrong = f"{a} × {b} = {a * b} eggs.", f"{a} × {b} = {a * b + b} eggs."
+    elif kind == "apples":
+        a, b = rng.randint(3, 12), rng.choice([2, 3, 4, 5])
+        q = f"Apples cost ${b} each. How much do {a} apples cost?"
+        ans, wrong = f"{a} × ${b} = ${a * b}.", f"{a} × ${b} = ${a * b - b}."
+    else:
+        a, b = rng.randint(2, 9), rng.choice([10, 15, 20, 25, 30])
+        total = a * b
+        q = f"If I read {b} pages a day, how many days will a {total}-page book take?"
+        ans, wrong = f"{total} ÷ {b} = {a} days.", f"{total} ÷ {b} = {a + 1} days."
+    fu = None
+    return q, ans, wrong, fu
+
+
+_ARITHMETIC = {"add": _arith_add, "sub": _arith_sub, "mul": _arith_mul, "div": _arith_div, "pct": _arith_pct,
+               "tip": _arith_tip, "sq": _arith_sq, "sqrt": _arith_sqrt, "word": _arith_word}
+
+
 def arithmetic_items(rng: random.Random, n: int) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
-
-    def one() -> Item:
-        op = rng.choice(["add", "add", "sub", "mul", "mul", "div", "pct", "tip", "sq", "sqrt", "word"])
-        if op == "add":
-            a, b = rng.randint(12, 999), rng.randint(12, 999)
-            q = rng.choice(["What is {a} + {b}?", "What's {a} plus {b}?", "Add {a} and {b}."]).format(
-                a=a, b=b
-            )
-            r = a + b
-            w = r + rng.choice([-10, -1, 1, 10, 100])
-            ans, wrong = f"{a} + {b} = {r}.", f"{a} + {b} = {w}."
-            fu_k = rng.randint(2, 9)
-            fu = (f"Now add {fu_k} to that.", f"{r} + {fu_k} = {r + fu_k}.")
-        elif op == "sub":
-            a, b = rng.randint(100, 999), rng.randint(11, 99)
-            q = rng.choice(["What is {a} minus {b}?", "What's {a} - {b}?", "Subtract {b} from {a}."]).format(
-                a=a, b=b
-            )
-            r = a - b
-            w = r + rng.choice([-10, -1, 1, 10])
-            ans, wrong = f"{a} - {b} = {r}.", f"{a} - {b} = {w}."
-            fu = ("And minus another 10?", f"{r} - 10 = {r - 10}.")
-        elif op == "mul":
-            a, b = rng.randint(11, 99), rng.randint(3, 19)
-            q = rng.choice(["What is {a} times {b}?", "Multiply {a} by {b}.", "What's {a} × {b}?"]).format(
-                a=a, b=b
-            )
-            r = a * b
-            w = r + rng.choice([a, -a, b, 10])
-            ans, wrong = f"{a} × {b} = {r}.", f"{a} × {b} = {w}."
-            fu = ("Now double that.", f"{r} × 2 = {r * 2}.")
-        elif op == "div":
-            b, r = rng.randint(3, 12), rng.randint(4, 60)
-            a = b * r
-            q = rng.choice(["What is {a} divided by {b}?", "What's {a} ÷ {b}?", "Divide {a} by {b}."]).format(
-                a=a, b=b
-            )
-            w = r + rng.choice([-2, -1, 1, 2])
-            ans, wrong = f"{a} ÷ {b} = {r}.", f"{a} ÷ {b} = {w}."
-            fu = ("And half of that?", f"Half of {r} is {_num(r / 2)}.")
-        elif op == "pct":
-            p = rng.choice([5, 10, 15, 20, 25, 30, 40, 50, 75])
-            n_ = rng.choice(range(40, 1001, 20))
-            r = p * n_ / 100
-            q = rng.choice(
-                ["What is {p}% of {n}?", "What's {p} percent of {n}?", "Calculate {p}% of {n}."]
-            ).format(p=p, n=n_)
-            w = p * n_ / 10
-            ans, wrong = f"{p}% of {n_} is {_num(r, 2)}.", f"{p}% of {n_} is {_num(w, 2)}."
-            fu = None
-        elif op == "tip":
-            p = rng.choice([10, 15, 18, 20])
-            bill = rng.choice(range(20, 201, 5))
-            r = p * bill / 100
-            art = "an" if p == 18 else "a"
-            q = rng.choice(
-                [
-                    "What's {art} {p}% tip on a ${b} bill?",
-                    "How much is {art} {p}% tip on ${b}?",
-                    "My bill is ${b}. What's {art} {p}% tip?",
-                ]
-            ).format(art=art, p=p, b=bill)
-            ans = f"{art.capitalize()} {p}% tip on ${bill} is {_money(r)}."
-            wrong = f"{art.capitalize()} {p}% tip on ${bill} is {_money(r * 10)}."
-            fu = ("And what's the total with the tip?", f"${bill} + {_money(r)} = {_money(bill + r)}.")
-        elif op == "sq":
-            n_ = rng.randint(4, 30)
-            q = rng.choice(["What is {n} squared?", "What's {n} to the power of 2?"]).format(n=n_)
-            ans, wrong = f"{n_} squared is {n_ * n_}.", f"{n_} squared is {n_ * 2}."
-            fu = None
-        elif op == "sqrt":
-            n_ = rng.randint(4, 25)
-            q = rng.choice(["What is the square root of {m}?", "What's the square root of {m}?"]).format(
-                m=n_ * n_
-            )
-            ans, wrong = (
-                f"The square root of {n_ * n_} is {n_}.",
-                f"The square root of {n_ * n_} is {_num(n_ * n_ / 2)}.",
-            )
-            fu = None
-        else:
-            kind = rng.choice(["eggs", "apples", "pages"])
-            if kind == "eggs":
-                a, b = rng.randint(2, 9), rng.choice([6, 10, 12, 18])
-                q = f"If I have {a} boxes with {b} eggs each, how many eggs do I have?"
-                ans, wrong = f"{a} × {b} = {a * b} eggs.", f"{a} × {b} = {a * b + b} eggs."
-            elif kind == "apples":
-                a, b = rng.randint(3, 12), rng.choice([2, 3, 4, 5])
-                q = f"Apples cost ${b} each. How much do {a} apples cost?"
-                ans, wrong = f"{a} × ${b} = ${a * b}.", f"{a} × ${b} = ${a * b - b}."
-            else:
-                a, b = rng.randint(2, 9), rng.choice([10, 15, 20, 25, 30])
-                total = a * b
-                q = f"If I read {b} pages a day, how many days will a {total}-page book take?"
-                ans, wrong = f"{total} ÷ {b} = {a} days.", f"{total} ÷ {b} = {a + 1} days."
-            fu = None
-        return Item("helpful", "arithmetic", [q], ans, wrong, fu)
-
     while len(items) < n:
-        it = one()
+        op = rng.choice(["add", "add", "sub", "mul", "mul", "div", "pct", "tip", "sq", "sqrt", "word"])
+        q, ans, wrong, fu = _ARITHMETIC[op](rng)
+        it = Item("helpful", "arithmetic", [q], ans, wrong, fu)
         if it.prompts[0] in seen or it.answer in seen or it.answer == it.wrong:
             continue
         seen.update([it.prompts[0], it.answer])
@@ -578,12 +610,22 @@ def build(seed: int = DEFAULT_SEED) -> tuple[list[dict], list[dict], list[dict]]
     ``kind`` (helpful/harmful/edgy/sensitive), ``category``, ``style`` (the
     sensitive style, else ""), ``rejected_type``
     (verbose/wrong/refusal/compliance) and ``form`` (text/chat).
+
+    One random stream drives every step, in this order, so a seed gives the same files.
     """
     rng = random.Random(seed)
     pools = _pools(rng)
     used: set[str] = set()
+    sft = _sft_records(rng, pools, used)
+    pairs = [pair for cat, (_, n_pref) in QUOTAS.items()
+             for pair in _rejections(rng, cat, _take(pools[cat], n_pref, used))]
+    rng.shuffle(pairs)
+    pref, meta = _preference_records(rng, pools, pairs)
+    return sft, pref, meta
 
-    # ---------------- SFT ----------------
+
+def _sft_records(rng: random.Random, pools: dict[str, list[Item]], used: set[str]) -> list[dict]:
+    """SFT conversations: each category's quota, some with a follow-up turn or a system prompt."""
     sft_rows: list[tuple[Item, list[dict]]] = []
     for cat, (n_sft, _) in QUOTAS.items():
         for it, q in _take(pools[cat], n_sft, used):
@@ -599,51 +641,53 @@ def build(seed: int = DEFAULT_SEED) -> tuple[list[dict], list[dict], list[dict]]
     for i in rng.sample(range(len(sft_rows)), SFT_WITH_SYSTEM):
         sft_rows[i][1].insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
     rng.shuffle(sft_rows)
-    sft = [{"messages": msgs} for _, msgs in sft_rows]
+    return [{"messages": msgs} for _, msgs in sft_rows]
 
-    # ---------------- preference ----------------
-    pairs: list[tuple[Item, str, str, str]] = []  # item, prompt, rejected, type
-    for cat, (_, n_pref) in QUOTAS.items():
-        taken = _take(pools[cat], n_pref, used)
-        if cat == "harmful":
-            for it, q in taken:
-                pool = EMPTY_COMPLIANCE_WRITE + EMPTY_COMPLIANCE if it.form == "write" else EMPTY_COMPLIANCE
-                pairs.append((it, q, rng.choice(pool), "compliance"))
-            continue
-        if cat == "sensitive":
-            for it, q in taken:
-                pairs.append((it, q, rng.choice(SENSITIVE_COMPLIANCE[it.form]), "compliance"))
-            continue
-        if cat == "edgy":
-            verbose_idx = set(rng.sample(range(len(taken)), EDGY_VERBOSE))
-            for j, (it, q) in enumerate(taken):
-                if j in verbose_idx:
-                    pairs.append((it, q, _verbose(rng, it.answer), "verbose"))
-                else:
-                    pairs.append((it, q, rng.choice(UNNEEDED_REFUSALS), "refusal"))
-            continue
-        n_wrong, n_refuse = HELPFUL_REJECTED_MIX[cat]
-        order = list(range(len(taken)))
-        rng.shuffle(order)
-        kinds: dict[int, str] = {}
-        for j in order:
-            if n_wrong and taken[j][0].wrong:
-                kinds[j], n_wrong = "wrong", n_wrong - 1
-            elif n_refuse:
-                kinds[j], n_refuse = "refusal", n_refuse - 1
-            else:
-                kinds[j] = "verbose"
-        for j, (it, q) in enumerate(taken):
-            k = kinds[j]
-            if k == "wrong":
-                rej = it.wrong
-            elif k == "refusal":
-                rej = rng.choice(UNNEEDED_REFUSALS)
-            else:
-                rej = _verbose(rng, it.answer)
-            pairs.append((it, q, rej, k))
-    rng.shuffle(pairs)
 
+def _rejections(rng: random.Random, cat: str, taken: list[tuple[Item, str]]) -> list[tuple[Item, str, str, str]]:
+    """(item, prompt, rejected response, rejected type) for the prompts taken from one category."""
+    if cat == "harmful":
+        return [(it, q, rng.choice(EMPTY_COMPLIANCE_WRITE + EMPTY_COMPLIANCE if it.form == "write"
+                                   else EMPTY_COMPLIANCE), "compliance") for it, q in taken]
+    if cat == "sensitive":
+        return [(it, q, rng.choice(SENSITIVE_COMPLIANCE[it.form]), "compliance") for it, q in taken]
+    if cat == "edgy":
+        verbose_idx = set(rng.sample(range(len(taken)), EDGY_VERBOSE))
+        return [(it, q, _verbose(rng, it.answer), "verbose") if j in verbose_idx
+                else (it, q, rng.choice(UNNEEDED_REFUSALS), "refusal") for j, (it, q) in enumerate(taken)]
+    kinds = _helpful_rejected_kinds(rng, cat, taken)
+    pairs = []
+    for j, (it, q) in enumerate(taken):
+        k = kinds[j]
+        if k == "wrong":
+            rej = it.wrong
+        elif k == "refusal":
+            rej = rng.choice(UNNEEDED_REFUSALS)
+        else:
+            rej = _verbose(rng, it.answer)
+        pairs.append((it, q, rej, k))
+    return pairs
+
+
+def _helpful_rejected_kinds(rng: random.Random, cat: str, taken: list[tuple[Item, str]]) -> dict[int, str]:
+    """Which helpful pairs get a wrong, a refusing or a verbose rejected response (HELPFUL_REJECTED_MIX)."""
+    n_wrong, n_refuse = HELPFUL_REJECTED_MIX[cat]
+    order = list(range(len(taken)))
+    rng.shuffle(order)
+    kinds: dict[int, str] = {}
+    for j in order:
+        if n_wrong and taken[j][0].wrong:
+            kinds[j], n_wrong = "wrong", n_wrong - 1
+        elif n_refuse:
+            kinds[j], n_refuse = "refusal", n_refuse - 1
+        else:
+            kinds[j] = "verbose"
+    return kinds
+
+
+def _preference_records(rng: random.Random, pools: dict[str, list[Item]],
+                        pairs: list[tuple[Item, str, str, str]]) -> tuple[list[dict], list[dict]]:
+    """Pairs as records (some in chat form, with a system prompt or an earlier turn) and their meta."""
     history_pool = [
         (it.prompts[-1], it.answer)
         for cat in ("capital", "definition", "python", "cooking", "writing")
@@ -683,7 +727,7 @@ def build(seed: int = DEFAULT_SEED) -> tuple[list[dict], list[dict], list[dict]]
         meta.append(
             {"kind": it.kind, "category": it.category, "style": style, "rejected_type": k, "form": form}
         )
-    return sft, pref, meta
+    return pref, meta
 
 
 def sensitive_prompt_styles() -> dict[str, str]:
