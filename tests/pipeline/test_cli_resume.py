@@ -55,6 +55,7 @@ def _env() -> dict[str, str]:
 def _complete_steps(ckpt: str, stage: str) -> dict[str, list[int]]:
     """Complete checkpoint steps of each run key under `<ckpt>/<stage>/`."""
     fs, path = storage.fs_and_path(storage.join(ckpt, stage))
+    fs.invalidate_cache()  # another process writes there: list afresh every time
     if not fs.exists(path):
         return {}
     keys = [e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False)]
