@@ -1,9 +1,13 @@
 """The one training loop every stage shares: order, accumulation, clipping, schedule, checkpoints.
 
-A stage hands over its examples, a collate function and a loss function; the loop owns the rest.
-Data order is a pure function of (seed, epoch), so the data position is the step number: resuming
-at step s replays nothing and skips nothing. Checkpoints hold the trainable weights (the LoRA
-adapter, or all weights for a full fine-tune), optimizer, scheduler, RNG states and position.
+A supervised stage hands `train` its examples, a collate function and a loss function; the loop
+owns the rest. Data order is a pure function of (seed, epoch), so the data position is the step
+number: resuming at step s replays nothing and skips nothing. Checkpoints hold the trainable weights
+(the LoRA adapter, or all weights for a full fine-tune), optimizer, scheduler, RNG states and position.
+
+`run_steps` is the part every trained stage shares, PPO included: resume, the step loop, logging,
+progress, checkpoints. PPO hands it a rollout-and-update step and its value head as extra state.
+Checkpoints live under a key of the run's content (`run_key`), never of its paths.
 
 With WORLD_SIZE > 1 (a stage relaunched by `kubealign.distributed`) the same loop trains data
 parallel through accelerate: a global micro-batch is `batch_size * world_size` examples, rank r
