@@ -55,6 +55,22 @@ def _curves(model_dir: Path, keys: tuple[str, ...]) -> dict[str, list[tuple[floa
     return {k: [(h["step"], h[k]) for h in history if k in h] for k in keys}
 
 
+def eval_prompts(cfg: EvalConfig, records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The prompt sets both models answer, by name: `held_out` (shown side by side), `harmful`,
+    `benign_edgy` (refusal rates; the packaged sets unless the config names files of the team's own)
+    and `rm_extra` (more prompts for the win rates: further held-out prompts, or `helpful_prompts`)."""
+    prompts = {
+        "held_out": [r["prompt"] for r in records[: cfg.num_samples]],
+        "harmful": as_conversations(load_prompt_set("harmful", cfg.harmful_prompts, cfg.num_harmful, cfg.seed)),
+        "benign_edgy": as_conversations(load_prompt_set("benign_edgy", cfg.benign_edgy_prompts, cfg.num_benign_edgy,
+                                                        cfg.seed)),
+    }
+    extra = max(0, cfg.winrate_prompts - len(prompts["held_out"]))
+    prompts["rm_extra"] = (as_conversations(load_prompt_set("helpful", cfg.helpful_prompts, extra, cfg.seed))
+                           if cfg.helpful_prompts else [r["prompt"] for r in records[cfg.num_samples : cfg.winrate_prompts]])
+    return prompts
+
+
 def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str, out_dir: str,
         report_path: str | None = None, reward_model: str | None = None,
         safety_model: str | None = None) -> dict[str, float]:
@@ -71,17 +87,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     tokenizer = models.load_tokenizer(al_dir)
     records = common.read_jsonl(eval_pairs_uri)
     pairs = tokenize_pairs(tokenizer, records, cfg.max_length)
-    prompts = {
-        "held_out": [r["prompt"] for r in records[: cfg.num_samples]],
-        "harmful": as_conversations(load_prompt_set("harmful", cfg.harmful_prompts, cfg.num_harmful, cfg.seed)),
-        "benign_edgy": as_conversations(load_prompt_set("benign_edgy", cfg.benign_edgy_prompts, cfg.num_benign_edgy,
-                                                        cfg.seed)),
-    }
-    # prompts beyond the ones shown side by side, for the win rates: more held-out prompts, or a
-    # helpfulness set of the team's own when given
-    extra = max(0, cfg.winrate_prompts - len(prompts["held_out"]))
-    prompts["rm_extra"] = (as_conversations(load_prompt_set("helpful", cfg.helpful_prompts, extra, cfg.seed))
-                           if cfg.helpful_prompts else [r["prompt"] for r in records[cfg.num_samples : cfg.winrate_prompts]])
+    prompts = eval_prompts(cfg, records)
 
     # Both models stay loaded: the implicit reward scores each one's responses under the other too.
     loaded = {name: models.load_causal_lm(d, stage.dtype, stage.device) for name, d in (("sft", sft_dir),
