@@ -1,9 +1,13 @@
 """The one training loop every stage shares: order, accumulation, clipping, schedule, checkpoints.
 
-A stage hands over its examples, a collate function and a loss function; the loop owns the rest.
-Data order is a pure function of (seed, epoch), so the data position is the step number: resuming
-at step s replays nothing and skips nothing. Checkpoints hold the trainable weights (the LoRA
-adapter, or all weights for a full fine-tune), optimizer, scheduler, RNG states and position.
+A supervised stage hands `train` its examples, a collate function and a loss function; the loop
+owns the rest. Data order is a pure function of (seed, epoch), so the data position is the step
+number: resuming at step s replays nothing and skips nothing. Checkpoints hold the trainable weights
+(the LoRA adapter, or all weights for a full fine-tune), optimizer, scheduler, RNG states and position.
+
+`run_steps` is the part every trained stage shares, PPO included: resume, the step loop, logging,
+progress, checkpoints. PPO hands it a rollout-and-update step and its value head as extra state.
+Checkpoints live under a key of the run's content (`run_key`), never of its paths.
 
 With WORLD_SIZE > 1 (a stage relaunched by `kubealign.distributed`) the same loop trains data
 parallel through accelerate: a global micro-batch is `batch_size * world_size` examples, rank r
@@ -76,8 +80,38 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def file_digest(path: str | Path) -> str:
-    return storage.sha256_file(path)[:16] if Path(path).exists() else str(path)
+def data_digest(uri: str) -> str:
+    """sha256 of the bytes at `uri` (any fsspec location): the data's identity, not its path."""
+    fs, path = storage.fs_and_path(uri)
+    h = hashlib.sha256()
+    try:
+        with fs.open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise storage.StorageError(f"{uri}: no such file") from None
+    return h.hexdigest()
+
+
+# Settings that change neither the trained weights nor the data order: a rerun that changes only them resumes.
+UNKEYED = frozenset({"tracking", "checkpoint_uri", "log_every", "save_every", "sample_every"})
+
+
+def run_key(stage: str, settings: Any, data: Sequence[str | None] = (), model_dirs: Sequence[str | Path] = (),
+            extra: Sequence[Any] = ()) -> str:
+    """The key a stage's checkpoints live under: a digest of what decides its result, never of a path.
+
+    `data`: URIs of the records trained on (their content is hashed); `model_dirs`: local folders of
+    the models it starts from (config, weights and tokenizer hashed, `models.content_digest`);
+    `extra`: anything else that decides the result (a base model's URI, a taxonomy). The same inputs
+    under a new run folder give the same key, so a rerun of a pipeline resumes where the last one
+    stopped; any change of content gives a new key, so stale state is never resumed.
+    """
+    from kubealign import models
+
+    fields = set(type(settings).model_fields) & UNKEYED
+    return fingerprint(stage, settings.model_dump(exclude=fields), [data_digest(u) for u in data if u],
+                       [models.content_digest(d) for d in model_dirs], list(extra))
 
 
 @dataclass
@@ -89,6 +123,21 @@ class LoopResult:
     tokens_per_s: float = 0.0
     # FSDP only, rank 0: the trained weights gathered from their shards (CPU), for saving
     state_dict: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint saves and a resume restores, besides the RNG states and metric history.
+
+    `model`'s trainable parameters (a LoRA adapter, or every weight of a full fine-tune), the optimizer
+    and scheduler, and `modules`: further trained networks saved whole (PPO's value head).
+    """
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+    fsdp: bool = False
 
 
 def _rng_state() -> dict[str, Any]:
@@ -105,11 +154,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# Public names for loops that keep their own checkpoint layout (the PPO stage) but share the RNG handling.
-rng_state = _rng_state
-set_rng_state = _set_rng_state
-
-
 def _fsdp_state_options() -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
@@ -117,49 +161,117 @@ def _fsdp_state_options() -> Any:
     return StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
 
 
-def _save_checkpoint(store: storage.CheckpointStore, step: int, model: torch.nn.Module,
-                     opt: torch.optim.Optimizer, sched: Any, position: int, history: list[dict[str, float]],
-                     fsdp: bool = False) -> None:
+def _save_checkpoint(store: storage.CheckpointStore, step: int, state: TrainState, position: int,
+                     history: list[dict[str, float]]) -> None:
     """Rank 0 writes; under FSDP every rank must call this (gathering the shards is collective)."""
-    if fsdp:
+    if state.fsdp:
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
-        trainable, optimizer = get_state_dict(model, getattr(opt, "optimizer", opt), options=_fsdp_state_options())
+        trainable, optimizer = get_state_dict(state.model, getattr(state.opt, "optimizer", state.opt),
+                                              options=_fsdp_state_options())
     else:
-        trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-        optimizer = opt.state_dict()
+        trainable = {n: p.detach().cpu() for n, p in state.model.named_parameters() if p.requires_grad}
+        optimizer = state.opt.state_dict()
     if not distributed.is_main():
         return
+    modules = {name: {k: v.detach().cpu() for k, v in m.state_dict().items()} for name, m in state.modules.items()}
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(
-            {"trainable": trainable, "optimizer": optimizer, "scheduler": sched.state_dict(),
-             "rng": _rng_state(), "step": step, "micro_batch": position, "history": history},
+            {"trainable": trainable, "modules": modules, "optimizer": optimizer,
+             "scheduler": state.sched.state_dict(), "rng": _rng_state(), "step": step, "position": position,
+             "history": history},
             Path(tmp) / "state.pt",
         )
-        store.save(step, tmp, meta={"micro_batch": position})
+        store.save(step, tmp, meta={"position": position})
 
 
-def _load_checkpoint(store: storage.CheckpointStore, step: int, model: torch.nn.Module,
-                     opt: torch.optim.Optimizer, sched: Any, fsdp: bool = False) -> list[dict[str, float]]:
+def _load_checkpoint(store: storage.CheckpointStore, step: int, state: TrainState) -> list[dict[str, float]]:
     """Restore the state saved at `step`; returns the metric history up to that step."""
     with tempfile.TemporaryDirectory() as tmp:
         store.load(step, tmp)
-        state = torch.load(Path(tmp) / "state.pt", map_location="cpu", weights_only=False)
-    if fsdp:  # every rank holds the whole state; set_state_dict keeps each rank's shard of it
+        saved = torch.load(Path(tmp) / "state.pt", map_location="cpu", weights_only=False)
+    if state.fsdp:  # every rank holds the whole state; set_state_dict keeps each rank's shard of it
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
-        set_state_dict(model, getattr(opt, "optimizer", opt), model_state_dict=state["trainable"],
-                       optim_state_dict=state["optimizer"],
+        set_state_dict(state.model, getattr(state.opt, "optimizer", state.opt), model_state_dict=saved["trainable"],
+                       optim_state_dict=saved["optimizer"],
                        options=StateDictOptions(full_state_dict=True, strict=False))
     else:
-        params = dict(model.named_parameters())
+        params = dict(state.model.named_parameters())
         with torch.no_grad():
-            for name, value in state["trainable"].items():
+            for name, value in saved["trainable"].items():
                 params[name].copy_(value)
-        opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    return list(state.get("history", []))
+        state.opt.load_state_dict(saved["optimizer"])
+    for name, module in state.modules.items():
+        module.load_state_dict(saved["modules"][name])
+    state.sched.load_state_dict(saved["scheduler"])
+    _set_rng_state(saved["rng"])
+    return list(saved.get("history", []))
+
+
+# step index (0-based) -> (metrics of that step, tokens it processed or None when tokens/s means nothing)
+StepFn = Callable[[int], tuple[dict[str, float], int | None]]
+
+
+@dataclass
+class Steps:
+    """How `run_steps` drives a stage: how many steps, where checkpoints go, how to show progress."""
+
+    total: int
+    run_id: str
+    desc: str
+    position: Callable[[int], int]  # completed steps -> data position (micro-batches, prompts) for the record
+    postfix: Callable[[dict[str, float]], dict[str, str]]  # step metrics -> progress-bar fields
+    world_size: int = 1
+
+
+def run_steps(step_fn: StepFn, state: TrainState, cfg: TrainSettings, tracker: Tracker, plan: Steps,
+              on_step: Callable[[int], None] | None = None) -> LoopResult:
+    """Resume from the run's latest checkpoint, run the remaining steps, log, save, report progress.
+
+    Every trained stage runs here: `train` (supervised stages) and PPO give their own `step_fn`.
+    Checkpoints live at `cfg.checkpoint_uri/<run_id>` (one folder per world size: the data position
+    depends on the global batch). `on_step(step)` runs after each completed step and its checkpoint.
+    """
+    rank = distributed.world()[0]
+    ckpt_run = plan.run_id if plan.world_size == 1 else f"{plan.run_id}-ws{plan.world_size}"
+    store = storage.CheckpointStore(storage.join(cfg.checkpoint_uri, ckpt_run)) if cfg.checkpoint_uri else None
+    start, resumed = 0, None
+    if store:
+        resumed, history = store.load_latest(lambda step: _load_checkpoint(store, step, state))
+        if resumed is not None:
+            # the curves in reports cover the whole run, not just the part after the restart
+            tracker.history[:0] = history
+            start = resumed
+            if rank == 0:
+                print(f"{plan.desc}: resuming from step {resumed} of {plan.total} ({store.step_uri(resumed)})",
+                      flush=True)
+
+    tokens_total, time_total = 0, 0.0
+    last: dict[str, float] = {}
+    bar = tqdm(total=plan.total, initial=start, desc=plan.desc, unit="step", dynamic_ncols=True, mininterval=2.0,
+               disable=rank != 0)
+    for step in range(start, plan.total):
+        t0 = time.perf_counter()
+        metrics, tokens = step_fn(step)
+        dt = time.perf_counter() - t0
+        if tokens is not None:
+            tokens_total, time_total = tokens_total + tokens, time_total + dt
+            metrics["tokens_per_s"] = tokens / dt
+        last, done = metrics, step + 1
+        if rank == 0 and (done % cfg.log_every == 0 or done == plan.total):
+            tracker.log(last, step=done)
+        bar.set_postfix(**plan.postfix(last))
+        bar.update(1)
+        if store and ((cfg.save_every and done % cfg.save_every == 0) or done == plan.total):
+            _save_checkpoint(store, done, state, plan.position(done), tracker.history)
+        if on_step:
+            on_step(done)
+    bar.close()
+    if not last and tracker.history:  # resumed from the final checkpoint: nothing left to run
+        last = {k: v for k, v in tracker.history[-1].items() if k != "step"}
+    return LoopResult(steps=plan.total, resumed_from=resumed, metrics=last, history=tracker.history,
+                      tokens_per_s=tokens_total / time_total if time_total else 0.0)
 
 
 def train(
@@ -198,26 +310,9 @@ def train(
             print(f"{desc}: data parallel over {world_size} processes ({acc.distributed_type.value}, "
                   f"{acc.state.backend}); global batch {cfg.batch_size * world_size}", flush=True)
 
-    # the data position depends on the global batch, so each world size keeps its own checkpoints
-    ckpt_run = run_id if world_size == 1 else f"{run_id}-ws{world_size}"
-    store = storage.CheckpointStore(storage.join(cfg.checkpoint_uri, ckpt_run)) if cfg.checkpoint_uri else None
-    start = 0
-    resumed = store.latest() if store else None
-    if store and resumed is not None:
-        # the curves in reports cover the whole run, not just the part after the restart
-        tracker.history[:0] = _load_checkpoint(store, resumed, model, opt, sched, fsdp)
-        start = resumed
-        if rank == 0:
-            print(f"{desc}: resuming from step {resumed} of {steps} ({store.step_uri(resumed)})", flush=True)
-
-    model.train()
-    tokens_total, time_total = 0, 0.0
-    last: dict[str, float] = {}
-    bar = tqdm(total=steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, mininterval=2.0,
-               disable=rank != 0)
     backward = acc.backward if acc else torch.Tensor.backward
-    for step in range(start, steps):
-        t0 = time.perf_counter()
+
+    def one_step(step: int) -> tuple[dict[str, float], int]:
         sums: dict[str, float] = {}
         tokens = 0
         for k in range(cfg.grad_accum):
@@ -242,29 +337,17 @@ def train(
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        dt = time.perf_counter() - t0
-        tokens_total, time_total = tokens_total + tokens, time_total + dt
-        last = {**sums, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / dt, "epoch": step / max(1, steps)}
-        done = step + 1
-        if rank == 0 and (done % cfg.log_every == 0 or done == steps):
-            tracker.log(last, step=done)
-        bar.set_postfix(loss=f"{sums['loss']:.4f}", lr=f"{lr:.2e}")
-        bar.update(1)
-        if store and ((cfg.save_every and done % cfg.save_every == 0) or done == steps):
-            _save_checkpoint(store, done, model, opt, sched, done * cfg.grad_accum, tracker.history, fsdp)
-        if on_step:
-            on_step(done)
-    bar.close()
-    tps = tokens_total / time_total if time_total else 0.0
-    if not last and tracker.history:  # resumed from the final checkpoint: nothing left to run
-        last = {k: v for k, v in tracker.history[-1].items() if k != "step"}
-    state_dict = None
+        return {**sums, "lr": lr, "grad_norm": grad_norm, "epoch": step / max(1, steps)}, tokens
+
+    model.train()
+    plan = Steps(steps, run_id, desc, position=lambda done: done * cfg.grad_accum,
+                 postfix=lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{m['lr']:.2e}"}, world_size=world_size)
+    result = run_steps(one_step, TrainState(model, opt, sched, fsdp=fsdp), cfg, tracker, plan, on_step)
     if fsdp:  # collective: every rank sends its shards
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-        state_dict = get_model_state_dict(model, options=_fsdp_state_options()) or None
-    return LoopResult(steps=steps, resumed_from=resumed, metrics=last, history=tracker.history, tokens_per_s=tps,
-                      state_dict=state_dict)
+        result.state_dict = get_model_state_dict(model, options=_fsdp_state_options()) or None
+    return result
 
 
 def _mean_over_ranks(sums: dict[str, float], tokens: int, device: torch.device,

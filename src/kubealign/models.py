@@ -68,6 +68,42 @@ def resolve_model_dir(uri: str) -> Path:
     return path
 
 
+# Files whose bytes decide what a model computes: its config, weights and tokenizer (chat template too).
+_DIGESTED = ("config.json", "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
+             "special_tokens_map.json", "chat_template.jinja", "*.safetensors", "*.safetensors.index.json", "*.bin")
+DIGEST_CACHE = ".kubealign-digest.json"
+
+
+def content_digest(model_dir: str | Path) -> str:
+    """sha256 over the names, sizes and sha256 of a model folder's config, weight and tokenizer files.
+
+    Two folders with the same files get the same digest wherever they live, so resumable state keyed on
+    it survives a new run folder. Hashing the weights costs one read (about 1 s per GB); the result is
+    cached in `DIGEST_CACHE` beside them and reused while every file keeps its size and mtime.
+    """
+    root = Path(model_dir)
+    files = sorted({p for pattern in _DIGESTED for p in root.glob(pattern) if p.is_file()})
+    if not files:
+        raise ModelError(f"{model_dir}: no config, weight or tokenizer files to fingerprint")
+    stats = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+    cache = root / DIGEST_CACHE
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("files") == stats:
+            return str(cached["digest"])
+    except (OSError, ValueError, AttributeError):
+        pass  # no cache yet, or an unreadable one: hash again
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}\0{p.stat().st_size}\0{storage.sha256_file(p)}\n".encode())
+    digest = h.hexdigest()
+    try:
+        storage.write_json(str(cache), {"files": stats, "digest": digest})
+    except OSError:
+        pass  # a read-only model folder: hash again next time
+    return digest
+
+
 def load_tokenizer(model_dir: str | Path) -> Any:
     """The tokenizer of a local model folder; it must carry a chat template."""
     from transformers import AutoTokenizer

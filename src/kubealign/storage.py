@@ -19,12 +19,15 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 from fsspec.core import url_to_fs
+
+T = TypeVar("T")
 
 
 class StorageError(OSError):
@@ -197,6 +200,11 @@ class CheckpointStore:
 
     The marker is written after every file of the checkpoint, so a pod killed mid-upload leaves
     a folder without a marker, which `latest()` ignores and the next save replaces.
+
+    Two writers may share one store (two runs with the same inputs and checkpoint root). Locally a
+    checkpoint is built under a name of its own and renamed into place whole, marker included, and the
+    first rename of a step wins; on an object store each file is one atomic PUT, so whichever writer's
+    file a reader gets is whole. Pruning and resuming tolerate checkpoints another writer removed.
     """
 
     _STEP = re.compile(r"step-(\d{8})$")
@@ -225,19 +233,72 @@ class CheckpointStore:
 
     def save(self, step: int, local_dir: str | Path, meta: dict[str, Any] | None = None) -> str:
         target = self.step_uri(step)
-        remove(target)  # a partial folder from an interrupted save
-        names = upload_dir(local_dir, target)
-        write_json(join(target, "COMPLETE"), {"step": step, "files": names, **(meta or {})})
+        marker = {"step": step, "files": sorted(str(p.relative_to(local_dir)) for p in Path(local_dir).rglob("*")
+                                                if p.is_file()), **(meta or {})}
+        if is_local(target):
+            self._save_local(local_path(target), Path(local_dir), marker)
+        else:  # overwrite in place: every PUT is whole, and the marker goes last
+            upload_dir(local_dir, target)
+            write_json(join(target, "COMPLETE"), marker)
         self._prune(keep_latest=step)
         return target
+
+    def _save_local(self, target: Path, local_dir: Path, marker: dict[str, Any]) -> None:
+        staging = target.with_name(f"{target.name}.partial-{uuid.uuid4().hex[:12]}")
+        try:
+            shutil.copytree(local_dir, staging)
+            (staging / "COMPLETE").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+            if target.exists() and not (target / "COMPLETE").exists():
+                _remove_local(target)  # a folder left by an interrupted save of the old layout
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if not (target / "COMPLETE").exists():
+                    raise
+                # another writer of the same run put this step in place first: keep theirs
+        finally:
+            _remove_local(staging)
 
     def load(self, step: int, local_dir: str | Path) -> Path:
         return download_dir(self.step_uri(step), local_dir)
 
+    def load_latest(self, restore: Callable[[int], T], tries: int = 5) -> tuple[int | None, T | None]:
+        """`restore(step)` of the latest complete step, or (None, None) when there is none.
+
+        When another writer prunes that step between listing and reading it, the next latest is read.
+        """
+        for _ in range(tries):
+            step = self.latest()
+            if step is None:
+                return None, None
+            try:
+                return step, restore(step)
+            except (FileNotFoundError, StorageError):
+                if step in self.complete_steps():
+                    raise  # still there: a real read error, not a prune
+        raise StorageError(f"{self.uri}: checkpoints kept vanishing while resuming ({tries} tries)")
+
     def _prune(self, keep_latest: int) -> None:
         steps = [s for s in self.complete_steps() if s <= keep_latest]
         for old in steps[: max(0, len(steps) - self.keep)]:
-            remove(self.step_uri(old))
+            uri = self.step_uri(old)
+            try:
+                if is_local(uri):
+                    _remove_local(local_path(uri))
+                else:
+                    remove(uri)
+            except FileNotFoundError:
+                pass  # another writer of the same run pruned it first
+
+
+def _remove_local(path: Path) -> None:
+    """Delete a folder that another process may be deleting too: claim it by renaming, then delete."""
+    trash = path.with_name(f".{path.name}.deleting-{uuid.uuid4().hex[:12]}")
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash)
 
 
 def iter_files(uri: str) -> Iterable[str]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kubealign import models
+from kubealign import models, scoring
 from kubealign.config import EvalConfig, PPOConfig, RewardConfig
 from kubealign.rollout import first_eos_mask, last_index, left_pad, position_ids, response_forward
 from kubealign.stages import evaluate, ppo, reward
@@ -105,12 +105,12 @@ def test_reward_model_separates_toy_preferences(reward_dir: Path, data: dict[str
     assert summary["eval/accuracy"] > 0.9 and summary["eval/margin"] > 0
     # saved merged, as a plain sequence classifier: no adapter files, loadable without peft
     assert (reward_dir / "model.safetensors").exists() and not (reward_dir / "adapter_config.json").exists()
-    rm = reward.load_reward_model(reward_dir, torch.float32, torch.device("cpu"))
+    rm = scoring.load_reward_model(reward_dir, torch.float32, torch.device("cpu"))
     tok = models.load_tokenizer(reward_dir)
     pairs = [json.loads(line) for line in Path(data["eval"]).read_text().splitlines()]
     prompts = [p["prompt"] for p in pairs]
-    chosen = reward.score_texts(rm, tok, prompts, [p["chosen"][0]["content"] for p in pairs], 4, torch.device("cpu"))
-    rejected = reward.score_texts(rm, tok, prompts, [p["rejected"][0]["content"] for p in pairs], 4,
+    chosen = scoring.score_texts(rm, tok, prompts, [p["chosen"][0]["content"] for p in pairs], 4, torch.device("cpu"))
+    rejected = scoring.score_texts(rm, tok, prompts, [p["rejected"][0]["content"] for p in pairs], 4,
                                   torch.device("cpu"))
     # scoring text after reloading reproduces the scores the stage computed before merging
     saved = json.loads((reward_dir / "eval_rewards.json").read_text())
@@ -138,7 +138,7 @@ def test_ppo_step_moves_adapter_and_value_head_only(tiny_model_dir: Path, reward
     tok = models.load_tokenizer(tiny_model_dir)
     policy = models.add_lora(models.load_causal_lm(tiny_model_dir, torch.float32, cpu), cfg.lora).eval()
     value_head = ppo.new_value_head(policy.config.hidden_size, cpu)
-    rm = reward.load_reward_model(reward_dir, torch.float32, cpu).eval().requires_grad_(False)
+    rm = scoring.load_reward_model(reward_dir, torch.float32, cpu).eval().requires_grad_(False)
     base_before = {n: p.detach().clone() for n, p in policy.named_parameters() if not p.requires_grad}
     lora_before = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
     params = [p for p in policy.parameters() if p.requires_grad] + list(value_head.parameters())

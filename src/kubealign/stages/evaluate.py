@@ -5,7 +5,8 @@
   reward beta * (log pi_aligned - log pi_sft) accuracy and margin (DPO paper, section 5).
 - Held-out prompts: greedy generations of both models side by side.
 - Refusal rate on a harmful-prompt set (higher is better) and on a benign-but-edgy set
-  (lower is better: over-refusal), with the keyword detector in kubealign.demo.prompt_sets.
+  (lower is better: over-refusal), with the keyword detector in kubealign.refusal. Both sets are
+  inputs (`harmful_prompts`, `benign_edgy_prompts`: fsspec URIs of JSONL), the packaged sets by default.
 
 setup (models, data) -> evaluate -> save (KFP metrics dict, HTML report, samples JSON).
 """
@@ -20,11 +21,11 @@ import torch
 
 from kubealign import models, report
 from kubealign.config import EvalConfig
-from kubealign.demo.prompt_sets import load_prompt_set
+from kubealign.data.prompts import as_conversations, load_prompt_set
 from kubealign.generate import generate
 from kubealign.refusal import is_refusal
+from kubealign.scoring import load_reward_model, pair_logprobs, score_texts, tokenize_pairs
 from kubealign.stages import common
-from kubealign.stages.dpo import score_pairs, tokenize_pairs
 
 
 def pair_metrics(sft_c: torch.Tensor, sft_r: torch.Tensor, al_c: torch.Tensor, al_r: torch.Tensor,
@@ -54,6 +55,22 @@ def _curves(model_dir: Path, keys: tuple[str, ...]) -> dict[str, list[tuple[floa
     return {k: [(h["step"], h[k]) for h in history if k in h] for k in keys}
 
 
+def eval_prompts(cfg: EvalConfig, records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The prompt sets both models answer, by name: `held_out` (shown side by side), `harmful`,
+    `benign_edgy` (refusal rates; the packaged sets unless the config names files of the team's own)
+    and `rm_extra` (more prompts for the win rates: further held-out prompts, or `helpful_prompts`)."""
+    prompts = {
+        "held_out": [r["prompt"] for r in records[: cfg.num_samples]],
+        "harmful": as_conversations(load_prompt_set("harmful", cfg.harmful_prompts, cfg.num_harmful, cfg.seed)),
+        "benign_edgy": as_conversations(load_prompt_set("benign_edgy", cfg.benign_edgy_prompts, cfg.num_benign_edgy,
+                                                        cfg.seed)),
+    }
+    extra = max(0, cfg.winrate_prompts - len(prompts["held_out"]))
+    prompts["rm_extra"] = (as_conversations(load_prompt_set("helpful", cfg.helpful_prompts, extra, cfg.seed))
+                           if cfg.helpful_prompts else [r["prompt"] for r in records[cfg.num_samples : cfg.winrate_prompts]])
+    return prompts
+
+
 def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str, out_dir: str,
         report_path: str | None = None, reward_model: str | None = None,
         safety_model: str | None = None) -> dict[str, float]:
@@ -70,14 +87,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     tokenizer = models.load_tokenizer(al_dir)
     records = common.read_jsonl(eval_pairs_uri)
     pairs = tokenize_pairs(tokenizer, records, cfg.max_length)
-    prompts = {
-        "held_out": [r["prompt"] for r in records[: cfg.num_samples]],
-        "harmful": [[{"role": "user", "content": p["prompt"]}] for p in load_prompt_set("harmful", cfg.num_harmful, cfg.seed)],
-        "benign_edgy": [[{"role": "user", "content": p["prompt"]}]
-                        for p in load_prompt_set("benign_edgy", cfg.num_benign_edgy, cfg.seed)],
-    }
-    # held-out prompts beyond the ones shown side by side, for the win rates
-    prompts["rm_extra"] = [r["prompt"] for r in records[cfg.num_samples : cfg.winrate_prompts]]
+    prompts = eval_prompts(cfg, records)
 
     # Both models stay loaded: the implicit reward scores each one's responses under the other too.
     loaded = {name: models.load_causal_lm(d, stage.dtype, stage.device) for name, d in (("sft", sft_dir),
@@ -85,7 +95,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     scores: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     responses: dict[str, dict[str, list[str]]] = {}
     for name, model in loaded.items():
-        scores[name] = score_pairs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
+        scores[name] = pair_logprobs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         responses[name] = {
             k: generate(model, tokenizer, v, cfg.max_new_tokens, cfg.batch_size, stage.device, desc=f"{name}: {k}")
             for k, v in prompts.items()
@@ -148,8 +158,8 @@ def implicit_reward_metrics(loaded: dict[str, torch.nn.Module], tokenizer: Any, 
                for p, a, s in zip(prompts, responses["aligned"], responses["sft"], strict=True)]
     examples = tokenize_pairs(tokenizer, records, cfg.max_length)
     device = next(loaded["aligned"].parameters()).device
-    al_a, al_s = score_pairs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
-    sft_a, sft_s = score_pairs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    al_a, al_s = pair_logprobs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    sft_a, sft_s = pair_logprobs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
     r_aligned, r_sft = cfg.beta * (al_a - sft_a), cfg.beta * (al_s - sft_s)
     same = torch.tensor([a == s for a, s in zip(responses["aligned"], responses["sft"], strict=True)])
     wins = torch.where(same, torch.full_like(r_aligned, 0.5), (r_aligned > r_sft).float())
@@ -175,8 +185,6 @@ def reward_model_metrics(reward_model: str, prompts: dict[str, list[Any]], respo
     winrate/reward_model = mean over prompts of 1 if the aligned response scores higher, 0.5 on a tie
     (identical text or identical score), 0 otherwise.
     """
-    from kubealign.stages.reward import load_reward_model, score_texts
-
     rm_dir = models.resolve_model_dir(reward_model)
     rm = load_reward_model(rm_dir, dtype, device).eval().requires_grad_(False)
     tokenizer = models.load_tokenizer(rm_dir)

@@ -12,9 +12,10 @@ per-token rewards -beta * KL plus the score on the last token -> GAE -> whitened
 `ppo_epochs` passes over minibatches: clipped surrogate + vf_coef * clipped value loss, gradient
 clipping, one optimizer step per minibatch.
 
-This is not a supervised loop, so it does not run in `loop.train`; it shares its schedule, data order,
-fingerprint, RNG handling and checkpoint store. Checkpoints hold the adapter, value head, optimizer,
-scheduler, RNG state, step and the metric history.
+Each step is one rollout batch run by the shared loop (`loop.run_steps`: resume, logging, progress,
+checkpoints); only the step itself is PPO's. Checkpoints hold the adapter, the value head (an extra
+module of the loop's `TrainState`), optimizer, scheduler, RNG state, step, the rollout position
+(prompts consumed) and the metric history.
 
 setup (models, prompts) -> train (rollout / update steps) -> save (adapter, value head, summary, report).
 """
@@ -23,26 +24,22 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
-from kubealign import loop, models, report, storage
+from kubealign import loop, models, report
 from kubealign.config import PPOConfig
 from kubealign.data.chat import Messages, tokenize_prompt
 from kubealign.losses import kl_penalized_rewards, ppo_policy_loss, ppo_value_loss
 from kubealign.ops import gae, masked_mean, whiten
 from kubealign.rollout import Rollout, response_forward, sample
+from kubealign.scoring import load_reward_model, reference_of, score_texts
 from kubealign.stages import common
-from kubealign.stages.dpo import reference_of
-from kubealign.stages.reward import load_reward_model, score_texts
 
 # ---------------------------------------------------------------------------
 # Setup
@@ -183,38 +180,6 @@ def ppo_update(policy: torch.nn.Module, value_head: torch.nn.Module, params: lis
 
 
 # ---------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------
-
-
-def save_checkpoint(store: storage.CheckpointStore, step: int, policy: torch.nn.Module, value_head: torch.nn.Module,
-                    opt: torch.optim.Optimizer, sched: Any, history: list[dict[str, float]]) -> None:
-    trainable = {n: p.detach().cpu() for n, p in policy.named_parameters() if p.requires_grad}
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save({"trainable": trainable, "value_head": {k: v.cpu() for k, v in value_head.state_dict().items()},
-                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": loop.rng_state(),
-                    "step": step, "history": history}, Path(tmp) / "state.pt")
-        store.save(step, tmp, meta={"stage": "ppo"})
-
-
-def load_checkpoint(store: storage.CheckpointStore, step: int, policy: torch.nn.Module, value_head: torch.nn.Module,
-                    opt: torch.optim.Optimizer, sched: Any) -> list[dict[str, float]]:
-    """Restores everything in place; returns the metric history up to `step`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        store.load(step, tmp)
-        state = torch.load(Path(tmp) / "state.pt", map_location="cpu", weights_only=False)
-    params = dict(policy.named_parameters())
-    with torch.no_grad():
-        for name, value in state["trainable"].items():
-            params[name].copy_(value)
-    value_head.load_state_dict(state["value_head"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    loop.set_rng_state(state["rng"])
-    return state["history"]
-
-
-# ---------------------------------------------------------------------------
 # Stage
 # ---------------------------------------------------------------------------
 
@@ -245,60 +210,54 @@ def run(cfg: PPOConfig, sft_model: str, reward_model: str, train_uri: str, out_d
           f"{sum(p.numel() for p in rm.parameters())} params", flush=True)
 
     steps = total_steps(cfg, len(prompts))
+    state, params = training_state(policy, value_head, cfg, steps)
+    order = loop.DataOrder(len(prompts), 1, cfg.seed)
+    samples: list[list[Any]] = []
+
+    def one_step(step: int) -> tuple[dict[str, float], None]:
+        """One rollout batch: sample, score, then the PPO update over it."""
+        nonlocal samples
+        batch_prompts = [prompts[i] for i in prompt_indices(order, step, cfg.rollout_batch_size)]
+        exp, stats = make_experience(policy, ref_model, value_head, rm, tokenizer, batch_prompts, cfg, stage.device,
+                                     rm_tokenizer)
+        lr = state.sched.get_last_lr()[0]
+        t0 = time.perf_counter()
+        stats.update(ppo_update(policy, value_head, params, state.opt, state.sched, exp, cfg))
+        done = step + 1
+        stats.update({"time/training_s": time.perf_counter() - t0, "lr": lr,
+                      "episode": float(done * cfg.rollout_batch_size)})
+        samples = [[done, p[-1]["content"], r, s, k] for p, r, s, k in
+                   zip(batch_prompts, exp.rollout.texts, exp.scores.tolist(), exp.kl.sum(-1).tolist(), strict=True)]
+        if cfg.sample_every and (done % cfg.sample_every == 0 or done == steps):
+            stage.tracker.log_table("samples", ["step", "prompt", "response", "score", "kl"], samples, step=done)
+        return stats, None
+
+    run_id = loop.run_key("ppo", cfg, data=[train_uri], model_dirs=[base_dir, rm_dir])
+    plan = loop.Steps(steps, run_id, "ppo", position=lambda done: done * cfg.rollout_batch_size,
+                      postfix=lambda m: {"score": f"{m['objective/scores']:.3f}", "kl": f"{m['objective/kl']:.3f}"})
+    result = loop.run_steps(one_step, state, cfg, stage.tracker, plan, on_step)
+
+    summary = summarise(result.history, steps)
+    meta = {"stage": "ppo", "base_model": str(base_dir), "reward_model": str(rm_dir), "lora": cfg.lora.enabled,
+            "run_id": run_id, "value_head": "value_head.safetensors: Linear(hidden, 1) on the last hidden state"}
+    with common.model_output(stage, out_dir, policy, tokenizer, meta, summary, result.history) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()},
+                  str(tmp / "value_head.safetensors"))
+        (tmp / "report.html").write_text(render(summary, result.history, samples))
+    stage.tracker.finish()
+    return summary
+
+
+def training_state(policy: torch.nn.Module, value_head: torch.nn.Module, cfg: PPOConfig,
+                   steps: int) -> tuple[loop.TrainState, list[torch.nn.Parameter]]:
+    """Optimizer over the adapter and value head, LR schedule over every minibatch update; the
+    checkpointed state (value head included) and the parameters to clip."""
     updates = steps * cfg.ppo_epochs * (cfg.rollout_batch_size // (cfg.batch_size * cfg.grad_accum))
     params = [p for p in policy.parameters() if p.requires_grad] + list(value_head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     warmup = int(cfg.warmup_ratio * updates)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: loop.warmup_cosine(s, updates, warmup))
-    order = loop.DataOrder(len(prompts), 1, cfg.seed)
-
-    run_id = loop.fingerprint("ppo", cfg.model_dump(exclude={"tracking", "checkpoint_uri", "log_every", "sample_every"}),
-                              loop.file_digest(train_uri), str(base_dir), loop.file_digest(base_dir / "config.json"),
-                              loop.file_digest(rm_dir / "config.json"), loop.file_digest(rm_dir / "model.safetensors"))
-    store = storage.CheckpointStore(storage.join(cfg.checkpoint_uri, run_id)) if cfg.checkpoint_uri else None
-    resumed = store.latest() if store else None
-    start = 0
-    if store and resumed is not None:
-        stage.tracker.history.extend(load_checkpoint(store, resumed, policy, value_head, opt, sched))
-        start = resumed
-        print(f"ppo: resuming from step {resumed} of {steps} ({store.step_uri(resumed)})", flush=True)
-
-    samples: list[list[Any]] = []
-    bar = tqdm(total=steps, initial=start, desc="ppo", unit="step", dynamic_ncols=True, mininterval=2.0)
-    for step in range(start, steps):
-        batch_prompts = [prompts[i] for i in prompt_indices(order, step, cfg.rollout_batch_size)]
-        exp, stats = make_experience(policy, ref_model, value_head, rm, tokenizer, batch_prompts, cfg, stage.device,
-                                     rm_tokenizer)
-        lr = sched.get_last_lr()[0]
-        t0 = time.perf_counter()
-        stats.update(ppo_update(policy, value_head, params, opt, sched, exp, cfg))
-        stats.update({"time/training_s": time.perf_counter() - t0, "lr": lr,
-                      "episode": float((step + 1) * cfg.rollout_batch_size)})
-        done = step + 1
-        if done % cfg.log_every == 0 or done == steps:
-            stage.tracker.log(stats, step=done)
-        samples = [[done, p[-1]["content"], r, s, k] for p, r, s, k in
-                   zip(batch_prompts, exp.rollout.texts, exp.scores.tolist(), exp.kl.sum(-1).tolist(), strict=True)]
-        if cfg.sample_every and (done % cfg.sample_every == 0 or done == steps):
-            stage.tracker.log_table("samples", ["step", "prompt", "response", "score", "kl"], samples, step=done)
-        bar.set_postfix(score=f"{stats['objective/scores']:.3f}", kl=f"{stats['objective/kl']:.3f}")
-        bar.update(1)
-        if store and ((cfg.save_every and done % cfg.save_every == 0) or done == steps):
-            save_checkpoint(store, done, policy, value_head, opt, sched, stage.tracker.history)
-        if on_step:
-            on_step(done)
-    bar.close()
-
-    history = stage.tracker.history
-    summary = summarise(history, steps)
-    meta = {"stage": "ppo", "base_model": str(base_dir), "reward_model": str(rm_dir), "lora": cfg.lora.enabled,
-            "run_id": run_id, "value_head": "value_head.safetensors: Linear(hidden, 1) on the last hidden state"}
-    with common.model_output(stage, out_dir, policy, tokenizer, meta, summary, history) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in value_head.state_dict().items()},
-                  str(tmp / "value_head.safetensors"))
-        (tmp / "report.html").write_text(render(summary, history, samples))
-    stage.tracker.finish()
-    return summary
+    return loop.TrainState(policy, opt, sched, modules={"value_head": value_head}), params
 
 
 def summarise(history: list[dict[str, float]], steps: int) -> dict[str, float]:

@@ -155,9 +155,8 @@ def run(cfg: SafetyConfig, base_model: str, train_uri: str, out_dir: str, eval_u
           f"{len(held_records)} eval records, "
           f"{len(taxonomy.categories)} categories; {models.describe(model)}", flush=True)
 
-    run_id = loop.fingerprint("safety", cfg.model_dump(exclude={"tracking", "checkpoint_uri", "log_every"}),
-                              loop.file_digest(train_uri), loop.file_digest(labels_path()), str(base_dir), loop.file_digest(base_dir / "config.json"),
-                              taxonomy.to_list())
+    run_id = loop.run_key("safety", cfg, data=[train_uri, str(labels_path())],
+                          extra=[base_model, loop.data_digest(str(base_dir / "config.json")), taxonomy.to_list()])
     result = loop.train(model, train, partial(collate_classifier, pad_id=tokenizer.pad_token_id), safety_step, cfg,
                         stage.tracker, run_id, desc="safety", on_step=on_step)
     if cfg.lora.enabled:  # plain weights: loading the classifier needs no peft

@@ -61,8 +61,9 @@ def run(cfg: SFTConfig, base_model: str, train_uri: str, out_dir: str, eval_uri:
         model = models.add_lora(model, cfg.lora)
     print(f"sft: {len(train)} train / {len(held_out)} eval examples; {models.describe(model)}", flush=True)
 
-    run_id = loop.fingerprint("sft", cfg.model_dump(exclude={"tracking", "checkpoint_uri", "log_every"}),
-                              loop.file_digest(train_uri), str(base_dir), loop.file_digest(base_dir / "config.json"))
+    # a base model is named by its URI (hashing a large model's weights on every start would cost minutes)
+    run_id = loop.run_key("sft", cfg, data=[train_uri],
+                          extra=[base_model, loop.data_digest(str(base_dir / "config.json"))])
     result = loop.train(model, train, partial(collate_sft, pad_id=tokenizer.pad_token_id), sft_step, cfg,
                         stage.tracker, run_id, desc="sft", on_step=on_step)
 

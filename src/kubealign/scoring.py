@@ -1,0 +1,161 @@
+"""Scoring responses: policy log-probs of preference pairs, reward-model scores, the reference policy.
+
+DPO, the reward model, PPO and evaluation all score responses; they share these functions instead
+of importing one another. One name per meaning:
+- `batch_pair_logprobs` / `pair_logprobs`: summed response log-probs under a causal LM, for one
+  (2B, T) preference batch or for every pair of a tokenised set;
+- `sequence_rewards` / `pair_rewards` / `score_texts`: a reward model's scalar score, for a batch of
+  sequences, for every pair of a tokenised set, or for (prompt, response text) pairs;
+- `reference_of`: the frozen reference policy next to a LoRA-trained one.
+
+A preference batch holds the chosen sequences in rows [:B] and the rejected ones in rows [B:]
+(`kubealign.data.collate.collate_preference`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kubealign import distributed, models
+from kubealign.data.chat import Messages, render_ids, tokenize_preference, tokenize_prompt
+from kubealign.data.collate import collate_preference
+from kubealign.ops import sequence_logprobs
+from kubealign.rollout import last_index, position_ids
+
+# ---------------------------------------------------------------------------
+# Preference pairs
+# ---------------------------------------------------------------------------
+
+
+def tokenize_pairs(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+    """Preference records ({prompt, chosen, rejected}) tokenised for `collate_preference`."""
+    return [tokenize_preference(tokenizer, r["prompt"], r["chosen"], r["rejected"], max_length) for r in records]
+
+
+def batch_pair_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed response log-probs of the chosen (B,) and rejected (B,) halves of a (2B, T) batch."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+    logps, _ = sequence_logprobs(logits.float(), batch["labels"])
+    half = logps.shape[0] // 2
+    return logps[:half], logps[half:]
+
+
+@torch.no_grad()
+def _over_pairs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
+                device: torch.device,
+                score: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`score` of every pair in batches, in eval mode (restored after); (N,) chosen and (N,) rejected."""
+    was_training = model.training
+    model.eval()
+    chosen, rejected = [], []
+    for i in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in collate_preference(examples[i : i + batch_size], pad_id).items()}
+        c, r = score(batch)
+        chosen.append(c.cpu())
+        rejected.append(r.cpu())
+    model.train(was_training)
+    return torch.cat(chosen), torch.cat(rejected)
+
+
+def pair_logprobs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probs of the chosen and the rejected response of every pair, shape (N,) each."""
+    return _over_pairs(model, examples, pad_id, batch_size, device, lambda b: batch_pair_logprobs(model, b))
+
+
+def pair_rewards(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reward-model scores of the chosen and the rejected response of every pair, (N,) each."""
+    def score(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        r = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])
+        return r[: r.shape[0] // 2], r[r.shape[0] // 2 :]
+
+    return _over_pairs(model, examples, pad_id, batch_size, device, score)
+
+
+@contextlib.contextmanager
+def reference_of(model: torch.nn.Module, ref_model: torch.nn.Module | None) -> Iterator[torch.nn.Module]:
+    """The reference policy: the adapter switched off, or a separate frozen copy for full fine-tunes."""
+    if ref_model is not None:
+        yield ref_model
+        return
+    model = distributed.unwrap(model)  # the switch lives on the PeftModel inside a DDP wrapper
+    with model.disable_adapter():
+        yield model
+
+
+# ---------------------------------------------------------------------------
+# Reward model
+# ---------------------------------------------------------------------------
+
+
+def load_reward_model(model_dir: str | Path, dtype: torch.dtype, device: torch.device,
+                      pad_token_id: int | None = None) -> torch.nn.Module:
+    """A sequence classifier with one output; a causal LM folder gets a fresh (zero) `score` head."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "score.weight newly initialized" is expected from an SFT model
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), num_labels=1, dtype=dtype)
+    except (OSError, ValueError) as err:
+        raise models.ModelError(f"{model_dir}: cannot load as a reward model ({err})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    if not any("SequenceClassification" in a for a in (model.config.architectures or [])):
+        # A fresh head starts at zero, so every reward starts at 0 and the first loss is ln 2.
+        with torch.no_grad():
+            model.score.weight.zero_()
+    return model.to(device)
+
+
+def sequence_rewards(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Scalar reward of each sequence, (B, T) -> (B,) float32, read at its last valid token.
+
+    Runs the trunk and applies the head to that one position only (a PEFT model's adapters and
+    trained head copy are used). The position comes from the attention mask, not from pad ids: in
+    many chat models pad == EOS, and transformers' own pooling would read the wrong token.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    trunk = getattr(base, base.base_model_prefix)
+    hidden = trunk(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                   use_cache=False).last_hidden_state
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    last = hidden[rows, last_index(attention_mask)]
+    return base.score(last).squeeze(-1).float()
+
+
+def scored_ids(tokenizer: Any, prompt: Messages, response: str, max_length: int) -> list[int]:
+    """Prompt + response rendered as in training (chat template, end-of-turn tokens included).
+
+    The response is cut, as `tokenize_preference` cuts it, so the prompt and response fit max_length.
+    """
+    prompt_ids = tokenize_prompt(tokenizer, prompt)
+    full = render_ids(tokenizer, [*prompt, {"role": "assistant", "content": response}])
+    return prompt_ids + full[len(prompt_ids):][: max(1, max_length - len(prompt_ids))]
+
+
+@torch.no_grad()
+def score_texts(model: torch.nn.Module, tokenizer: Any, prompts: list[Messages], responses: list[str],
+                batch_size: int, device: torch.device, max_length: int = 512) -> torch.Tensor:
+    """Reward of each (prompt, response text) pair, (N,) float32 on the CPU."""
+    model.eval()
+    pad = tokenizer.pad_token_id
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        rows = [scored_ids(tokenizer, p, r, max_length)
+                for p, r in zip(prompts[i : i + batch_size], responses[i : i + batch_size], strict=True)]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+        out.append(sequence_rewards(model, ids, mask).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
