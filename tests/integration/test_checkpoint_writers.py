@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from kubealign import storage
 
-STEPS = 30
+STEPS = 20
 FILES = 12
 WRITERS = ("a", "b", "c")
 
@@ -55,7 +55,7 @@ def _race(target, args_of, names: tuple[str, ...] = ("a", "b")) -> None:
 def test_writers_of_one_store_all_finish(tmp_path: Path) -> None:
     uri, errors = str(tmp_path / "ckpt" / "same-key"), tmp_path / "errors"
     errors.mkdir()
-    for _ in range(3):  # three races: one clean pass could be luck
+    for _ in range(2):  # two races: one clean pass could be luck
         storage.remove(uri)
         _race(_writer, lambda name: (uri, name, errors), WRITERS)
         assert {p.name: p.read_text() for p in errors.iterdir()} == {}
