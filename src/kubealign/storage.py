@@ -278,7 +278,12 @@ class CheckpointStore:
                     raise  # still there: a real read error, not a prune
         raise StorageError(f"{self.uri}: checkpoints kept vanishing while resuming ({tries} tries)")
 
+    # a staging or trash folder this old was left by a writer killed mid-save (a save takes seconds)
+    STALE_S = 3600.0
+
     def _prune(self, keep_latest: int) -> None:
+        if is_local(self.uri):
+            self._remove_stale_debris(local_path(self.uri))
         steps = [s for s in self.complete_steps() if s <= keep_latest]
         for old in steps[: max(0, len(steps) - self.keep)]:
             uri = self.step_uri(old)
@@ -289,6 +294,16 @@ class CheckpointStore:
                     remove(uri)
             except FileNotFoundError:
                 pass  # another writer of the same run pruned it first
+
+    def _remove_stale_debris(self, root: Path) -> None:
+        now = time.time()
+        for entry in root.glob("*step-*.*-*"):  # step-N.partial-ID, .step-N.deleting-ID
+            try:
+                if ".partial-" in entry.name or ".deleting-" in entry.name:
+                    if now - entry.stat().st_mtime > self.STALE_S:
+                        _remove_local(entry)
+            except FileNotFoundError:
+                pass  # another writer cleaned it first
 
 
 def _remove_local(path: Path) -> None:
