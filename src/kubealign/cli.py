@@ -19,26 +19,8 @@ import os
 import sys
 from typing import Any
 
-GRAPHS = ("dpo", "ppo", "safety")
-
-
-def _pipeline(graph: str, profile_path: str | None = None) -> Any:
-    from kubealign.profiles import load_profile
-
-    profile = load_profile(profile_path) if profile_path else None
-    if graph == "dpo":
-        from kubealign.pipelines import dpo
-
-        return dpo.build(profile) if profile else dpo.dpo_pipeline
-    if graph == "ppo":
-        from kubealign.pipelines import ppo
-
-        return ppo.build(profile) if profile else ppo.ppo_pipeline
-    if graph == "safety":
-        from kubealign.pipelines import safety
-
-        return safety.build(profile) if profile else safety.safety_pipeline
-    raise SystemExit(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
+from kubealign.config import ConfigError
+from kubealign.graphs import GRAPHS, pipeline
 
 
 def demo_defaults(graph: str) -> dict[str, Any]:
@@ -65,7 +47,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from kfp import compiler
 
-    compiler.Compiler().compile(_pipeline(args.graph, args.profile), args.output)
+    compiler.Compiler().compile(pipeline(args.graph, args.profile), args.output)
     print(f"wrote {args.output}")
     return 0
 
@@ -73,14 +55,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from kubealign import local_run, pipeline_params
 
-    func = _pipeline(args.graph)
+    func = pipeline(args.graph)
     # Check what the person typed before preparing anything heavy.
     explicit = pipeline_params.resolve(func, {}, args.config, args.set, require=False)
     required = {n for n, p in pipeline_params.signature_params(func).items() if p.default is p.empty}
     defaults = {} if required <= explicit.keys() else demo_defaults(args.graph)
     params = pipeline_params.resolve(func, defaults, args.config, args.set)
-    pipeline_params.check_stage_settings(params, args.graph)
-    pipeline_params.check_local_inputs(params)
+    problems: list[str] = []  # every problem at once, before anything starts
+    for check in (lambda: pipeline_params.check_stage_settings(params, args.graph),
+                  lambda: pipeline_params.check_local_inputs(params)):
+        try:
+            check()
+        except ConfigError as err:
+            problems += str(err).splitlines()
+    if problems:
+        raise ConfigError("\n".join(problems))
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
     run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache)
     print("\n" + local_run.format_table(local_run.summarise(run_dir, started), wall))
@@ -157,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         # an OSError (storage) whose message names the file, row or field; the traceback adds nothing.
         if os.environ.get("KUBEALIGN_DEBUG"):
             raise
-        print(f"kubealign {args.command}: error: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"kubealign {args.command}: error: {line}", file=sys.stderr)
         return 2
     except RuntimeError as err:
         # KFP's local runner reports a failed task as RuntimeError; the task's own log above says why.
