@@ -71,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError("\n".join(problems))
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
-    run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache)
+    run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache,
+                                                verbose=args.verbose)
     print("\n" + local_run.format_table(local_run.summarise(run_dir, started), wall))
     report = next(run_dir.glob("evaluate*/report"), None)
     if report:
@@ -112,6 +113,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--pipeline-root", default="out/local", help="where task outputs go (default out/local)")
     r.add_argument("--cache", action="store_true",
                    help="reuse finished tasks with unchanged inputs from an earlier local run (KFP local cache)")
+    r.add_argument("--verbose", action="store_true",
+                   help="show every task's full output as KFP prints it (default: one line per task; "
+                        "full logs under <run folder>/logs/)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compile", help="compile a graph to KFP pipeline YAML")
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kubealign {args.command}: error: {line}", file=sys.stderr)
         return 2
     except RuntimeError as err:
-        # KFP's local runner reports a failed task as RuntimeError; the task's own log above says why.
+        # A failed task: its last lines and its log's path are printed above.
         if os.environ.get("KUBEALIGN_DEBUG"):
             raise
         print(f"kubealign {args.command}: {err}", file=sys.stderr)

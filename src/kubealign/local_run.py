@@ -8,7 +8,9 @@ artifacts under the pipeline root. The same compiled graph runs on a cluster unc
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +36,16 @@ class TaskSummary:
 
 
 def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
-              cache: bool = False) -> tuple[Path, float, float]:
-    """Run the pipeline; returns the run's folder under pipeline_root, start time (epoch s) and wall time."""
+              cache: bool = False, verbose: bool = False) -> tuple[Path, float, float]:
+    """Run the pipeline; returns the run's folder under pipeline_root, start time (epoch s) and wall time.
+
+    The console shows one line per task start and end, progress bars and failures (`TaskConsole`);
+    each task's full output goes to `<run folder>/logs/<task>.log`. `verbose` shows everything as
+    KFP prints it. A failed task raises RuntimeError naming the task and its log.
+    """
     from kfp import local
+
+    from kubealign.run_console import TaskConsole
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -47,11 +56,30 @@ def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
                enable_caching=cache)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started, t0 = time.time(), time.perf_counter()
-    pipeline_func(**params)
+    console = TaskConsole(sys.stdout, root, before, KEY_METRICS, verbose=verbose)
+    saved = sys.stdout, sys.stderr
+    # KFP logs a cache hit at INFO outside its own logging context: route the root logger to the console too.
+    logger = logging.getLogger()
+    saved_logging = logger.level, logger.handlers[:]
+    sys.stdout = sys.stderr = console  # type: ignore[assignment]
+    logger.handlers = [logging.StreamHandler(console)]
+    logger.setLevel(logging.INFO)
+    try:
+        pipeline_func(**params)
+    except RuntimeError as err:
+        sys.stdout, sys.stderr = saved
+        console.write_logs()
+        task = console.failed or "a task"
+        raise RuntimeError(f"{task} failed; its full log: {console.log_path(task)}") from err
+    finally:
+        sys.stdout, sys.stderr = saved
+        logger.setLevel(saved_logging[0])
+        logger.handlers = saved_logging[1]
     wall = time.perf_counter() - t0
-    new = sorted((p for p in root.iterdir() if p.is_dir() and p not in before and not p.name.startswith(".")),
-                 key=lambda p: p.stat().st_mtime)
-    return (new[-1] if new else root), started, wall
+    logs = console.write_logs()
+    print(f"task logs: {logs}", flush=True)
+    run_dir = console.find_run_dir()
+    return (run_dir or root), started, wall
 
 
 def summarise(run_dir: Path, started: float) -> list[TaskSummary]:
