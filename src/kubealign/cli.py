@@ -159,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"kubealign {args.command}: {err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        # An object store refusing us (no credentials, access denied) raises botocore's, gcsfs's or
+        # google-auth's own exception types; their message says what is missing, the traceback adds nothing.
+        if os.environ.get("KUBEALIGN_DEBUG") or not _storage_error(err):
+            raise
+        where = f" ({args.path})" if getattr(args, "path", None) else ""
+        print(f"kubealign {args.command}: error: object store{where}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+
+
+def _storage_error(err: BaseException) -> bool:
+    return type(err).__module__.split(".")[0] in ("botocore", "aiobotocore", "gcsfs", "google")
 
 
 if __name__ == "__main__":

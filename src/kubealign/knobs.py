@@ -162,7 +162,7 @@ _PPO_KNOBS = (
         "rollout_batch_size", "batch_size", "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")),
     _k("ppo_prompt_epochs", "ppo:epochs"), _k("ppo_max_steps", "ppo:max_steps"),
     _k("ppo_sample_every", "ppo:sample_every"),
-    *_eval_knobs(), *_shared(("sft", "reward", "ppo", "evaluate"), *_TRACKING),
+    _k("eval_beta", "evaluate:beta"), *_eval_knobs(), *_shared(("sft", "reward", "ppo", "evaluate"), *_TRACKING),
 )
 _SAFETY = (
     *_shared(("safety",), "taxonomy", "threshold", "shuffle_categories", "drop_categories", "learning_rate", "epochs",

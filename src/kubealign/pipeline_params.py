@@ -146,7 +146,15 @@ def check_stage_settings(p: dict[str, Any], graph: str) -> None:
     """Build the settings of every stage the graph runs (gate and publish included) from the parameters,
     so bad values fail before the run starts; raises one ConfigError listing every problem."""
     full = {**_defaults_of(graph), **p}
-    problems = [line for stage in knobs.stages_of(graph) for line in _stage_problems(graph, stage, full)]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for stage in knobs.stages_of(graph):
+        for line in _stage_problems(graph, stage, full):
+            # A shared knob (wandb_mode, batch_size) fails alike in every stage it sets: say it once.
+            key = line.split(": ", 1)[1]
+            if key not in seen:
+                seen.add(key)
+                problems.append(line)
     if "model_version" in full:
         # Names are checked even when publishing is off: a typo should not wait for the first release.
         try:
