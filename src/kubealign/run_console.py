@@ -41,15 +41,16 @@ def key_metric(task_dir: Path, keys: tuple[str, ...]) -> str:
 
 
 def failure_tail(lines: list[str], n: int = TAIL_LINES) -> list[str]:
-    """What a person needs from a failed task's log: the lines before a traceback and the exception
-    line(s) after its frames, without the frames; or simply the last `n` lines when there is none."""
+    """What a person needs from a failed task's log: the exception line(s) after the last traceback's
+    frames (kubealign's errors name the file, row and field); the last `n` lines when there is none."""
+    # KFP's runner indents each line of a task's output by four spaces.
+    lines = [line[4:] if line.startswith("    ") else line for line in lines]
     starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
     if not starts:
         return lines[-n:]
     start = starts[-1]
     frames_end = max((i for i in range(start + 1, len(lines)) if lines[i][:1].isspace()), default=start)
-    before = [line for line in lines[max(0, start - 3):start] if line.strip()]
-    return before + [line for line in lines[frames_end + 1:] if line.strip()][:n]
+    return [line for line in lines[frames_end + 1:] if line.strip()][:n]
 
 
 class TaskConsole(io.TextIOBase):

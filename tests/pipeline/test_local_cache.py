@@ -66,3 +66,25 @@ def test_second_identical_run_is_served_from_cache_and_changed_data_retrains(
     third, third_cached, _ = _run(args, capsys)
     assert third_cached == {"data-prep", "sft", "merge-lora"}
     assert third == ALWAYS_RUN | {"data-prep-2", "dpo", "merge-lora-2"}
+
+
+def test_a_failing_task_shows_its_last_lines_and_log_not_a_traceback(
+        tiny_model_dir: Path, tiny_data: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "sft.jsonl"
+    bad.write_text("".join('{"messages": "not a list"}\n' for _ in range(6)))  # every row rejected
+    root = tmp_path / "root"
+    args = ["run", "dpo", "--pipeline-root", str(root), "--set", f"base_model={tiny_model_dir}",
+            "--set", f"sft_data={bad}", "--set", f"preference_data={tiny_data['pref']}", "--set", "wandb_mode=disabled"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    console = captured.out + captured.err
+    assert "Traceback" not in console and "executor_input" not in console
+    assert "data-prep: FAILURE" in console
+    run_dir = next(p for p in root.iterdir() if p.name.startswith("kubealign-dpo"))
+    log = run_dir / "logs" / "data-prep.log"
+    assert captured.err.strip() == f"kubealign run: data-prep failed; its full log: {log}"
+    assert "Traceback" in log.read_text()  # the whole story stays in the task's log
+    # the last lines shown name the file and what was wrong with its rows
+    tail = console.split("--- last lines of data-prep's log ---", 1)[1]
+    assert str(bad) in tail or "rejected" in tail, tail
+    assert len(console.splitlines()) < 30, console
