@@ -22,6 +22,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
 _END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _CACHED = re.compile(r"Task (\S+) cache hit")
+# Release decisions a person must see without opening a log: the gate's verdict and where publish wrote.
+_HEADLINE = re.compile(r"^\s*(gate: .*|publish: .*|FAILED .*)$")
 _BAR = re.compile(r"\d+%\|.*\|")  # tqdm: ` 40%|████      | 4/10 [00:02<00:03, 2.0step/s]`
 TAIL_LINES = 8
 
@@ -104,6 +106,8 @@ class TaskConsole(io.TextIOBase):
             self._show(f"[{time.strftime('%H:%M:%S')}] {name}: cached (served from the local cache)")
         elif ended:
             self._ended(ended.group(1), ended.group(2))
+        elif self.task in ("gate", "publish") and _HEADLINE.match(line):
+            self._show(f"           {line.strip()}")
         elif self.task and self.bars and _BAR.search(line):
             self.out.write("\r\x1b[K" + line.strip()[:120])
             self.out.flush()

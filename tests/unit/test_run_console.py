@@ -46,3 +46,13 @@ def test_verbose_passes_everything_through(tmp_path: Path) -> None:
     console = TaskConsole(out, tmp_path, set(), (), verbose=True)
     console.write("Executing task 'sft'\n    anything\n")
     assert out.getvalue() == "Executing task 'sft'\n    anything\n"
+
+
+def test_the_release_decision_is_shown(tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = TaskConsole(out, tmp_path, set(), ())
+    console.write("Executing task 'gate'\n    gate: 1 of 2 threshold(s) met\n      FAILED min_win_rate 0.4 < 0.5\n")
+    console.write("Executing task 'sft'\n    FAILED to do nothing in particular\n")
+    shown = out.getvalue().splitlines()
+    assert shown[1].strip() == "gate: 1 of 2 threshold(s) met" and shown[2].strip() == "FAILED min_win_rate 0.4 < 0.5"
+    assert len(shown) == 4  # the sft line stays in sft's log
