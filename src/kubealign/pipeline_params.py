@@ -29,6 +29,13 @@ def signature_params(pipeline_func: Any) -> dict[str, inspect.Parameter]:
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
+def _short(raw: Any) -> str:
+    if isinstance(raw, int) and abs(raw) >= 10**30:  # repr of a huge int may itself fail (4300-digit limit)
+        return f"an integer of about {int(raw.bit_length() * 0.30103) + 1} digits"
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number(name: str, raw: Any, annotation: type) -> int | float:
     """A finite number; for an int parameter an integral one (1e3 and 4.0 are fine, 1.5e0 is not)."""
     try:
@@ -41,12 +48,18 @@ def _number(name: str, raw: Any, annotation: type) -> int | float:
         except ValueError:
             pass
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ConfigError(f"parameter {name}: expected {_KINDS[annotation]}, got {raw!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"parameter {name}: expected a finite number, got {raw!r}")
+        raise ConfigError(f"parameter {name}: expected {_KINDS[annotation]}, got {_short(raw)}")
+    if isinstance(value, int) and annotation is int:
+        return value  # an integer from a YAML/JSON file, however large (the settings check its range)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise ConfigError(f"parameter {name}: expected a finite number, got {_short(raw)}")
     if annotation is int:
         if not float(value).is_integer():
-            raise ConfigError(f"parameter {name}: expected an integer, got {raw!r}")
+            raise ConfigError(f"parameter {name}: expected an integer, got {_short(raw)}")
         return int(value)
     return float(value)
 
@@ -77,7 +90,7 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
+    except (ValueError, yaml.YAMLError, RecursionError) as err:  # ValueError: bad JSON, or a 5,000-digit number
         raise ConfigError(f"{path}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of pipeline parameters, got {type(data).__name__}")

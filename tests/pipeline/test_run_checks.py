@@ -106,3 +106,24 @@ def test_validate_without_object_store_credentials_is_one_line(monkeypatch: pyte
     assert captured.err.strip() == ("kubealign validate: error: object store (s3://bucket/x.jsonl): "
                                     "NoCredentialsError: Unable to locate credentials")
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_config_file_values_get_the_same_checks(inputs: dict[str, str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("dpo_beta: .inf\nlora_rank: 1.5\nbatch_size: 4.0\nsft_max_steps: true\n")
+    args = ["run", "dpo", "--config", str(config), "--pipeline-root", str(tmp_path / "root")]
+    for key in ("base_model", "sft_data", "preference_data"):
+        args += ["--set", f"{key}={inputs[key]}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "kubealign run: error: parameter dpo_beta: expected a finite number, got inf",
+        "kubealign run: error: parameter lora_rank: expected an integer, got 1.5",
+        "kubealign run: error: parameter sft_max_steps: expected an integer, got True",
+    ]  # batch_size 4.0 is a whole number: accepted as 4
+    config.write_text("lora_rank: " + "9" * 5000 + "\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kubealign run: error: {config}: not valid YAML: Exceeds the limit (4300 digits)")
+    assert "Traceback" not in err and not (tmp_path / "root").exists()
