@@ -27,6 +27,11 @@ KEY_METRICS = (
 )
 
 
+# The one metric a task's end line shows: the first of these it logged.
+LINE_METRICS = ("accepted", "eval/rewards/accuracies", "eval/accuracy", "winrate/reward_model",
+                "winrate/implicit_reward", "objective/scores", "train/loss", "merged_mib")
+
+
 @dataclass
 class TaskSummary:
     name: str
@@ -56,7 +61,7 @@ def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
                enable_caching=cache)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started, t0 = time.time(), time.perf_counter()
-    console = TaskConsole(sys.stdout, root, before, KEY_METRICS, verbose=verbose)
+    console = TaskConsole(sys.stdout, root, before, LINE_METRICS, verbose=verbose)
     saved = sys.stdout, sys.stderr
     # KFP logs a cache hit at INFO outside its own logging context: route the root logger to the console too.
     logger = logging.getLogger()
