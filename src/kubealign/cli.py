@@ -63,7 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = pipeline_params.resolve(func, defaults, args.config, args.set)
     problems: list[str] = []  # every problem at once, before anything starts
     for check in (lambda: pipeline_params.check_stage_settings(params, args.graph),
-                  lambda: pipeline_params.check_local_inputs(params)):
+                  lambda: pipeline_params.check_local_inputs(params),
+                  lambda: pipeline_params.check_remote_inputs(params)):
         try:
             check()
         except ConfigError as err:

@@ -224,3 +224,38 @@ def check_local_inputs(p: dict[str, Any]) -> None:
             problems.append(problem)
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _remote_problem(key: str, uri: str) -> str | None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    if key in _MODEL_INPUTS:
+        if not fs.exists(f"{path.rstrip('/')}/config.json"):
+            return f"parameter {key}: {uri} is not a model folder (no config.json there, or no such folder)"
+        return None
+    if not fs.exists(path):
+        return f"parameter {key}: {uri} does not exist"
+    if fs.isdir(path):
+        return f"parameter {key}: {uri} is a folder; expected a JSONL/Parquet file"
+    if not fs.info(path).get("size"):
+        return f"parameter {key}: {uri} is empty; expected at least one record"
+    return None
+
+
+def check_remote_inputs(p: dict[str, Any]) -> None:
+    """Object-store inputs of a run on this machine (s3://, gs://, ...) exist and can be read with this
+    machine's credentials; a store that refuses (no credentials, access denied) is one line per input."""
+    problems = []
+    for key in (*_MODEL_INPUTS, *_RECORD_INPUTS):
+        uri = p.get(key)
+        if not uri or "://" not in uri or uri.startswith("file://"):
+            continue
+        try:
+            problem = _remote_problem(key, uri)
+        except Exception as err:  # noqa: BLE001 - botocore/gcsfs errors have no common base; report, don't crash
+            problem = f"parameter {key}: {uri} cannot be read ({type(err).__name__}: {err})"
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ConfigError("\n".join(problems))

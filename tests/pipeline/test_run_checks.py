@@ -127,3 +127,27 @@ def test_config_file_values_get_the_same_checks(inputs: dict[str, str], tmp_path
     err = capsys.readouterr().err
     assert err.startswith(f"kubealign run: error: {config}: not valid YAML: Exceeds the limit (4300 digits)")
     assert "Traceback" not in err and not (tmp_path / "root").exists()
+
+
+def test_object_store_inputs_are_checked_before_the_run(inputs: dict[str, str], tmp_path: Path, s3_bucket: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Real S3 protocol: moto's server on 127.0.0.1 (tests/conftest.py)."""
+    import fsspec
+
+    with fsspec.open(f"{s3_bucket}/empty.jsonl", "wb"):
+        pass
+    with fsspec.open(f"{s3_bucket}/prefs/part.jsonl", "wb") as f:
+        f.write(b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    args = ["run", "dpo", "--pipeline-root", str(tmp_path / "root"), "--set", f"base_model={inputs['base_model']}",
+            "--set", f"sft_data={s3_bucket}/empty.jsonl", "--set", f"preference_data={s3_bucket}/prefs",
+            "--set", f"eval_harmful_prompts={s3_bucket}/nope.jsonl", "--set", f"safety_model={s3_bucket}/clf"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"kubealign run: error: parameter safety_model: {s3_bucket}/clf is not a model folder (no config.json there, "
+        "or no such folder)",
+        f"kubealign run: error: parameter sft_data: {s3_bucket}/empty.jsonl is empty; expected at least one record",
+        f"kubealign run: error: parameter preference_data: {s3_bucket}/prefs is a folder; expected a JSONL/Parquet file",
+        f"kubealign run: error: parameter eval_harmful_prompts: {s3_bucket}/nope.jsonl does not exist",
+    ]
+    assert not (tmp_path / "root").exists()
