@@ -8,7 +8,6 @@ artifacts under the pipeline root. The same compiled graph runs on a cluster unc
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -50,7 +49,7 @@ def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
     """
     from kfp import local
 
-    from kubealign.run_console import TaskConsole
+    from kubealign.run_console import TaskConsole, captured
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -62,24 +61,13 @@ def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started, t0 = time.time(), time.perf_counter()
     console = TaskConsole(sys.stdout, root, before, LINE_METRICS, verbose=verbose)
-    saved = sys.stdout, sys.stderr
-    # KFP logs a cache hit at INFO outside its own logging context: route the root logger to the console too.
-    logger = logging.getLogger()
-    saved_logging = logger.level, logger.handlers[:]
-    sys.stdout = sys.stderr = console  # type: ignore[assignment]
-    logger.handlers = [logging.StreamHandler(console)]
-    logger.setLevel(logging.INFO)
     try:
-        pipeline_func(**params)
+        with captured(console):
+            pipeline_func(**params)
     except RuntimeError as err:
-        sys.stdout, sys.stderr = saved
         console.write_logs()
         task = console.failed or "a task"
         raise RuntimeError(f"{task} failed; its full log: {console.log_path(task)}") from err
-    finally:
-        sys.stdout, sys.stderr = saved
-        logger.setLevel(saved_logging[0])
-        logger.handlers = saved_logging[1]
     wall = time.perf_counter() - t0
     logs = console.write_logs()
     print(f"task logs: {logs}", flush=True)

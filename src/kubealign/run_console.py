@@ -11,10 +11,14 @@ cache hits and progress bars. A failing task shows its last lines and its log's 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import re
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -156,3 +160,23 @@ class TaskConsole(io.TextIOBase):
         if self.bar_shown:
             self.out.write("\r\x1b[K")
         return self.log_path("runner").parent
+
+
+@contextlib.contextmanager
+def captured(console: TaskConsole) -> Iterator[TaskConsole]:
+    """sys.stdout, sys.stderr and the root logger go to `console` inside the block.
+
+    The root logger too: KFP logs a cache hit at INFO outside its own logging context.
+    """
+    saved = sys.stdout, sys.stderr
+    logger = logging.getLogger()
+    saved_logging = logger.level, logger.handlers[:]
+    sys.stdout = sys.stderr = console  # type: ignore[assignment]
+    logger.handlers = [logging.StreamHandler(console)]
+    logger.setLevel(logging.INFO)
+    try:
+        yield console
+    finally:
+        sys.stdout, sys.stderr = saved
+        logger.setLevel(saved_logging[0])
+        logger.handlers = saved_logging[1]
