@@ -1,4 +1,4 @@
-"""What the graphs share: data prep behind a content digest, SFT, merge, and the release steps.
+"""What the graphs share: content digests of the input URIs, data prep, SFT, merge, and the release steps.
 
 Pipelines only compose components and apply platform settings. Every setting a person may change
 is a pipeline parameter declared once in the knob table (kubealign.knobs); `stage_args` reads the
@@ -38,22 +38,29 @@ def stage_args(graph: str, stage: str, p: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def prepared(graph: str, kind: str, uri_param: str, p: dict[str, Any], profile: ClusterProfile | None) -> Any:
-    """content digest (never cached) -> data prep (cached on the digest): changed data reruns, same data hits."""
+def digest_of(uri_param: str, p: dict[str, Any], profile: ClusterProfile | None) -> Any:
+    """The content digest of the URI in parameter `uri_param`: a task that is never cached, whose output
+    the tasks reading that URI take as a parameter, so their cache keys follow the content."""
     digest = content_digest(uri=p[uri_param]).set_display_name(f"digest: {uri_param}")
     configure_task(digest, "data_prep", profile)
-    digest.set_caching_options(False)  # after the profile: reading the data's current digest must always run
-    prep = data_prep(kind=kind, input_uri=p[uri_param], input_digest=digest.output, tokenizer_uri=p["base_model"],
-                     **stage_args(graph, "data_prep", p))
+    digest.set_caching_options(False)  # after the profile: reading the current digest must always run
+    return digest.output
+
+
+def prepared(graph: str, kind: str, uri_param: str, p: dict[str, Any], profile: ClusterProfile | None,
+             base_digest: Any) -> Any:
+    """data prep, cached on the digests of its data and of the tokenizer's model: changed data reruns."""
+    prep = data_prep(kind=kind, input_uri=p[uri_param], input_digest=digest_of(uri_param, p, profile),
+                     tokenizer_uri=p["base_model"], tokenizer_digest=base_digest, **stage_args(graph, "data_prep", p))
     prep.set_display_name(f"data prep: {kind}")
     configure_task(prep, "data_prep", profile)
     return prep
 
 
 def merged(graph: str, adapter: Any, p: dict[str, Any], profile: ClusterProfile | None, display: str,
-           base: Any = None) -> Any:
+           base: Any = None, base_digest: Any = None) -> Any:
     """merge_lora of `adapter` onto `base` (an artifact) or, without one, onto the base_model URI."""
-    onto = {"base": base} if base is not None else {"base_model": p["base_model"]}
+    onto = {"base": base} if base is not None else {"base_model": p["base_model"], "base_model_digest": base_digest}
     task = merge_lora(adapter=adapter, **onto, **stage_args(graph, "merge", p)).set_display_name(display)
     configure_task(task, "merge", profile)
     return task
@@ -61,11 +68,13 @@ def merged(graph: str, adapter: Any, p: dict[str, Any], profile: ClusterProfile 
 
 def build_sft_branch(graph: str, p: dict[str, Any], profile: ClusterProfile | None) -> SFTBranch:
     """data prep (both record kinds) -> SFT -> merge; `p` maps parameter names to pipeline inputs."""
-    sft_data = prepared(graph, "sft", "sft_data", p, profile)
-    pref_data = prepared(graph, "preference", "preference_data", p, profile)
-    sft_task = sft(base_model=p["base_model"], data=sft_data.outputs["splits"], **stage_args(graph, "sft", p))
+    base_digest = digest_of("base_model", p, profile)
+    sft_data = prepared(graph, "sft", "sft_data", p, profile, base_digest)
+    pref_data = prepared(graph, "preference", "preference_data", p, profile, base_digest)
+    sft_task = sft(base_model=p["base_model"], base_model_digest=base_digest, data=sft_data.outputs["splits"],
+                   **stage_args(graph, "sft", p))
     configure_task(sft_task.set_display_name("SFT"), "sft", profile)
-    sft_merged = merged(graph, sft_task.outputs["model"], p, profile, "merge SFT adapter")
+    sft_merged = merged(graph, sft_task.outputs["model"], p, profile, "merge SFT adapter", base_digest=base_digest)
     return SFTBranch(sft_data, pref_data, sft_task, sft_merged)
 
 

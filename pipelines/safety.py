@@ -11,7 +11,7 @@ from typing import Any
 
 from kubealign.components.safety import safety_classifier
 from kubealign.kfp_codegen import graph_pipeline
-from kubealign.pipelines.common import prepared, stage_args
+from kubealign.pipelines.common import digest_of, prepared, stage_args
 from kubealign.profiles import ClusterProfile, configure_task
 
 PIPELINE_NAME = "kubealign-safety"
@@ -22,8 +22,9 @@ def build(profile: ClusterProfile | None = None) -> Any:
     """The safety-classifier pipeline function, with `profile`'s platform settings on every task."""
 
     def graph(p: dict[str, Any]) -> None:
-        prep = prepared("safety", "safety", "safety_data", p, profile)
-        clf = safety_classifier(base_model=p["base_model"], data=prep.outputs["splits"],
+        base_digest = digest_of("base_model", p, profile)
+        prep = prepared("safety", "safety", "safety_data", p, profile, base_digest)
+        clf = safety_classifier(base_model=p["base_model"], base_model_digest=base_digest, data=prep.outputs["splits"],
                                 **stage_args("safety", "safety", p))
         configure_task(clf.set_display_name("safety classifier"), "safety", profile)
 

@@ -18,12 +18,14 @@ from kubealign.cli import main
 from tests.pipeline.kfp_outputs import task_metrics
 
 EXPECTED_EDGES = {
-    "content-digest": set(),  # reads the SFT data's digest; data prep's cache key follows the data
+    # never-cached digests of base_model, sft_data, preference_data: the cache keys follow the content
+    "content-digest": set(),
     "content-digest-2": set(),
-    "data-prep": {"content-digest"},
-    "data-prep-2": {"content-digest-2"},
-    "sft": {"data-prep"},
-    "merge-lora": {"sft"},
+    "content-digest-3": set(),
+    "data-prep": {"content-digest", "content-digest-2"},
+    "data-prep-2": {"content-digest", "content-digest-3"},
+    "sft": {"data-prep", "content-digest"},
+    "merge-lora": {"sft", "content-digest"},
     "dpo": {"merge-lora", "data-prep-2"},
     "merge-lora-2": {"merge-lora", "dpo"},
     "evaluate": {"merge-lora", "merge-lora-2", "data-prep-2"},

@@ -144,6 +144,27 @@ def test_digest_task_is_never_cached_and_keys_data_prep(graph: str, compiled: di
                 == tasks[prep]["inputs"]["parameters"]["input_uri"]["componentInputParameter"])
 
 
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_tasks_reading_the_base_model_uri_are_keyed_on_its_digest(graph: str, compiled: dict[str, dict[str, Any]]) -> None:
+    tasks = compiled[graph]["root"]["dag"]["tasks"]
+    keyed = {}
+    for name, task in tasks.items():
+        params = task.get("inputs", {}).get("parameters", {})
+        reads = [k for k in ("base_model", "tokenizer_uri") if params.get(k, {}).get("componentInputParameter")
+                 == "base_model"]
+        if not reads:
+            continue
+        digest_param = "tokenizer_digest" if reads == ["tokenizer_uri"] else "base_model_digest"
+        producer = params[digest_param]["taskOutputParameter"]["producerTask"]
+        assert tasks[producer]["inputs"]["parameters"]["uri"]["componentInputParameter"] == "base_model"
+        assert tasks[producer]["cachingOptions"].get("enableCache", False) is False
+        keyed[name] = producer
+    expected = {"dpo": {"data-prep", "data-prep-2", "sft", "merge-lora"},
+                "ppo": {"data-prep", "data-prep-2", "sft", "merge-lora"},
+                "safety": {"data-prep", "safety-classifier"}}[graph]
+    assert set(keyed) == expected and len(set(keyed.values())) == 1  # one digest of the model, read once
+
+
 def test_one_merge_component_with_the_base_as_artifact_or_uri(compiled: dict[str, dict[str, Any]]) -> None:
     spec = compiled["dpo"]
     tasks = spec["root"]["dag"]["tasks"]
