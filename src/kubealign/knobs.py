@@ -116,13 +116,14 @@ _LORA = ("lora.r", "lora.alpha", "lora.enabled")
 _TRACKING = ("tracking.project", "tracking.entity", "tracking.mode")
 
 
-def _eval_knobs() -> list[Knob]:
-    knobs = [_k(f"eval_{n}", f"evaluate:{n}") for n in ("max_new_tokens", "num_samples", "num_harmful",
+def _release_knobs() -> list[Knob]:
+    """Evaluate, gate and merge knobs both alignment graphs share."""
+    out = [_k(f"eval_{n}", f"evaluate:{n}") for n in ("max_new_tokens", "num_samples", "num_harmful",
                                                        "num_benign_edgy")]
-    knobs += [_k("eval_num_winrate_prompts", "evaluate:winrate_prompts")]
-    knobs += [_k(f"eval_{n}", f"evaluate:{n}") for n in ("harmful_prompts", "benign_edgy_prompts", "helpful_prompts")]
-    knobs += [_k(n, f"evaluate:{n}") for n in ("judge_endpoint", "judge_model", "judge_api_key_env")]
-    return knobs + [_k(f"gate_{n}", f"gate:{n}") for n in GateConfig.model_fields] + [_k("merge_dtype", "merge:dtype")]
+    out += [_k("eval_num_winrate_prompts", "evaluate:winrate_prompts")]
+    out += [_k(f"eval_{n}", f"evaluate:{n}") for n in ("harmful_prompts", "benign_edgy_prompts", "helpful_prompts")]
+    out += [_k(n, f"evaluate:{n}") for n in ("judge_endpoint", "judge_model", "judge_api_key_env")]
+    return out + [_k(f"gate_{n}", f"gate:{n}") for n in GateConfig.model_fields] + [_k("merge_dtype", "merge:dtype")]
 
 
 def _alignment_knobs(trainers: tuple[str, ...], batched: tuple[str, ...], dist: tuple[str, ...]) -> list[Knob]:
@@ -151,7 +152,7 @@ _DPO = (
     _k("dpo_learning_rate", "dpo:learning_rate"), _k("dpo_beta", "dpo:beta", "evaluate:beta"),
     _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_label_smoothing", "dpo:label_smoothing"),
     _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
-    *_eval_knobs(), *_shared(("sft", "dpo", "evaluate"), *_TRACKING),
+    *_release_knobs(), *_shared(("sft", "dpo", "evaluate"), *_TRACKING),
 )
 _PPO_KNOBS = (
     *_alignment_knobs(("sft", "reward", "ppo"), ("sft", "reward"), ("sft",)),
@@ -162,7 +163,7 @@ _PPO_KNOBS = (
         "rollout_batch_size", "batch_size", "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")),
     _k("ppo_prompt_epochs", "ppo:epochs"), _k("ppo_max_steps", "ppo:max_steps"),
     _k("ppo_sample_every", "ppo:sample_every"),
-    _k("eval_beta", "evaluate:beta"), *_eval_knobs(), *_shared(("sft", "reward", "ppo", "evaluate"), *_TRACKING),
+    _k("eval_beta", "evaluate:beta"), *_release_knobs(), *_shared(("sft", "reward", "ppo", "evaluate"), *_TRACKING),
 )
 _SAFETY = (
     *_shared(("safety",), "taxonomy", "threshold", "shuffle_categories", "drop_categories", "learning_rate", "epochs",
