@@ -1,28 +1,16 @@
-"""KFP component: validate records, dedupe, split, report every rejected row."""
+"""KFP components: validate records, dedupe, split, report every rejected row; and the content digest
+of an input URI that keys data prep's cache on the data rather than on the URI's text."""
 
-from kfp.dsl import Dataset, Metrics, Output
+from kubealign.kfp_codegen import stage_component
 
-from kubealign.kfp_support import component
+data_prep = stage_component(
+    "data_prep", "data_prep",
+    required=("kind: str", "input_uri: str", "splits: Output[Dataset]", "metrics: Output[Metrics]"),
+    optional=("input_digest: str = ''", "tokenizer_digest: str = ''"),
+    doc="Writes splits/train.jsonl, splits/eval.jsonl and splits/report.json. `input_digest` and "
+        "`tokenizer_digest` (content_digest outputs of the data and of the model behind `tokenizer_uri`) are "
+        "not read: they are part of the cache key, so changed data or a changed tokenizer reruns.")
 
-
-@component()
-def data_prep(
-    kind: str,
-    input_uri: str,
-    splits: Output[Dataset],
-    metrics: Output[Metrics],
-    eval_fraction: float = 0.1,
-    seed: int = 0,
-    max_reject_fraction: float = 0.2,
-    max_length: int = 512,
-    tokenizer_uri: str = "",
-):
-    """Writes splits/train.jsonl, splits/eval.jsonl and splits/report.json."""
-    from kubealign.config import DataPrepConfig, build
-    from kubealign.kfp_support import log_metrics
-    from kubealign.stages import data_prep as stage
-
-    cfg = build(DataPrepConfig, {"kind": kind, "eval_fraction": eval_fraction, "seed": seed,
-                                 "max_reject_fraction": max_reject_fraction, "max_length": max_length,
-                                 "tokenizer": tokenizer_uri or None}, where="data_prep parameters")
-    log_metrics(metrics, stage.run(cfg, input_uri, splits.path))
+content_digest = stage_component(
+    "content_digest", None, required=("uri: str",), returns="str",
+    doc="The content digest of `uri` (object ETag/version on object stores, sha256 locally). Never cached.")

@@ -1,27 +1,14 @@
-"""KFP components: fold a LoRA adapter into its base model.
+"""KFP component: fold a LoRA adapter into its base model.
 
-Two entry points because the base arrives either as a URI (the pipeline's base model) or as an
-artifact of an earlier stage (the merged SFT model under the DPO adapter).
+The base arrives either as a URI (`base_model`, the pipeline's base model) or as the model artifact
+of an earlier stage (`base`, e.g. the merged SFT model under the DPO adapter); give exactly one.
+With a URI, `base_model_digest` (not read) keys the cache on the model's content.
 """
 
-from kfp.dsl import Input, Model, Output
+from kubealign.kfp_codegen import stage_component
 
-from kubealign.kfp_support import component
-
-
-@component()
-def merge_lora(base_model: str, adapter: Input[Model], merged: Output[Model], dtype: str = "float32"):
-    """Base given as a URI (local path, s3://, gs://...)."""
-    from kubealign.config import MergeConfig, build
-    from kubealign.stages import merge as stage
-
-    stage.run(build(MergeConfig, {"dtype": dtype}, where="merge parameters"), base_model, adapter.path, merged.path)
-
-
-@component()
-def merge_lora_onto(base: Input[Model], adapter: Input[Model], merged: Output[Model], dtype: str = "float32"):
-    """Base given as the model artifact of an earlier stage."""
-    from kubealign.config import MergeConfig, build
-    from kubealign.stages import merge as stage
-
-    stage.run(build(MergeConfig, {"dtype": dtype}, where="merge parameters"), base.path, adapter.path, merged.path)
+merge_lora = stage_component(
+    "merge_lora", "merge",
+    required=("adapter: Input[Model]", "merged: Output[Model]"),
+    optional=("base: Input[Model] = None", "base_model: str = ''", "base_model_digest: str = ''"),
+    doc="Writes the merged model (plain safetensors + tokenizer) to `merged`.")

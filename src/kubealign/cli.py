@@ -20,26 +20,8 @@ import os
 import sys
 from typing import Any
 
-GRAPHS = ("dpo", "ppo", "safety")
-
-
-def _pipeline(graph: str, profile_path: str | None = None) -> Any:
-    from kubealign.profiles import load_profile
-
-    profile = load_profile(profile_path) if profile_path else None
-    if graph == "dpo":
-        from kubealign.pipelines import dpo
-
-        return dpo.build(profile) if profile else dpo.dpo_pipeline
-    if graph == "ppo":
-        from kubealign.pipelines import ppo
-
-        return ppo.build(profile) if profile else ppo.ppo_pipeline
-    if graph == "safety":
-        from kubealign.pipelines import safety
-
-        return safety.build(profile) if profile else safety.safety_pipeline
-    raise SystemExit(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
+from kubealign.config import ConfigError
+from kubealign.graphs import GRAPHS, pipeline
 
 
 def demo_defaults(graph: str) -> dict[str, Any]:
@@ -66,7 +48,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from kfp import compiler
 
-    compiler.Compiler().compile(_pipeline(args.graph, args.profile), args.output)
+    compiler.Compiler().compile(pipeline(args.graph, args.profile), args.output)
     print(f"wrote {args.output}")
     return 0
 
@@ -74,16 +56,25 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from kubealign import local_run, pipeline_params
 
-    func = _pipeline(args.graph)
+    func = pipeline(args.graph)
     # Check what the person typed before preparing anything heavy.
     explicit = pipeline_params.resolve(func, {}, args.config, args.set, require=False)
     required = {n for n, p in pipeline_params.signature_params(func).items() if p.default is p.empty}
     defaults = {} if required <= explicit.keys() else demo_defaults(args.graph)
     params = pipeline_params.resolve(func, defaults, args.config, args.set)
-    pipeline_params.check_stage_settings(params, args.graph)
-    pipeline_params.check_local_inputs(params)
+    problems: list[str] = []  # every problem at once, before anything starts
+    for check in (lambda: pipeline_params.check_stage_settings(params, args.graph),
+                  lambda: pipeline_params.check_local_inputs(params),
+                  lambda: pipeline_params.check_remote_inputs(params)):
+        try:
+            check()
+        except ConfigError as err:
+            problems += str(err).splitlines()
+    if problems:
+        raise ConfigError("\n".join(problems))
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
-    run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache)
+    run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache,
+                                                verbose=args.verbose)
     print("\n" + local_run.format_table(local_run.summarise(run_dir, started), wall))
     report = next(run_dir.glob("evaluate*/report"), None)
     if report:
@@ -130,6 +121,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--pipeline-root", default="out/local", help="where task outputs go (default out/local)")
     r.add_argument("--cache", action="store_true",
                    help="reuse finished tasks with unchanged inputs from an earlier local run (KFP local cache)")
+    r.add_argument("--verbose", action="store_true",
+                   help="show every task's full output as KFP prints it (default: one line per task; "
+                        "full logs under <run folder>/logs/)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compile", help="compile a graph to KFP pipeline YAML")
@@ -176,14 +170,27 @@ def main(argv: list[str] | None = None) -> int:
         # an OSError (storage) whose message names the file, row or field; the traceback adds nothing.
         if os.environ.get("KUBEALIGN_DEBUG"):
             raise
-        print(f"kubealign {args.command}: error: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"kubealign {args.command}: error: {line}", file=sys.stderr)
         return 2
     except RuntimeError as err:
-        # KFP's local runner reports a failed task as RuntimeError; the task's own log above says why.
+        # A failed task: its last lines and its log's path are printed above.
         if os.environ.get("KUBEALIGN_DEBUG"):
             raise
         print(f"kubealign {args.command}: {err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        # An object store refusing us (no credentials, access denied) raises botocore's, gcsfs's or
+        # google-auth's own exception types; their message says what is missing, the traceback adds nothing.
+        if os.environ.get("KUBEALIGN_DEBUG") or not _storage_error(err):
+            raise
+        where = f" ({args.path})" if getattr(args, "path", None) else ""
+        print(f"kubealign {args.command}: error: object store{where}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+
+
+def _storage_error(err: BaseException) -> bool:
+    return type(err).__module__.split(".")[0] in ("botocore", "aiobotocore", "gcsfs", "google")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _graph_args(p: argparse.ArgumentParser) -> None:
-    from kubealign.cli import GRAPHS
+    from kubealign.graphs import GRAPHS
 
     p.add_argument("graph", choices=GRAPHS)
     p.add_argument("--profile", help="cluster profile YAML (manifests/profiles/*.yaml) compiled into the graph")

@@ -372,9 +372,9 @@ def kfp_cron(expr: str) -> str:
 
 
 def pipeline_function(graph: str, profile_path: str | None = None) -> Any:
-    from kubealign.cli import _pipeline
+    from kubealign.graphs import pipeline
 
-    return _pipeline(graph, profile_path)
+    return pipeline(graph, profile_path)
 
 
 def _raw_inputs(config_file: str | None, sets: list[str]) -> list[tuple[str, dict[str, Any]]]:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
-from kubealign.config import TrackingConfig, build
+from kubealign.config import build
 from kubealign.tracking import kfp_metric_name
-
-
-def tracking(project: str, entity: str, mode: str, group: str) -> dict[str, Any]:
-    """Tracking settings from pipeline parameters ('' means unset)."""
-    return TrackingConfig.model_validate(
-        {"project": project, "entity": entity or None, "mode": mode, "group": group or None}
-    ).model_dump()
 
 
 def checkpoint_uri(root: str, stage: str) -> str | None:
@@ -21,38 +16,38 @@ def checkpoint_uri(root: str, stage: str) -> str | None:
     return f"{root.rstrip('/')}/{stage}" if root else None
 
 
-# flat component parameter -> (settings section, field)
-_NESTED = {"lora_rank": ("lora", "r"), "lora_alpha": ("lora", "alpha"), "use_lora": ("lora", "enabled")}
+def stage_settings(model: type, params: dict[str, Any], stage: str, extra: dict[str, Any] | None = None) -> Any:
+    """A stage's settings (`model`, a pydantic class) from its component's flat parameters.
 
-
-def stage_settings(model: type, params: dict[str, Any], stage: str) -> Any:
-    """A training stage's settings (`model`, a pydantic class) from its component's flat parameters.
-
-    Pass the component's `locals()` before anything else is defined. A parameter named like a
-    settings field is copied; `lora_rank`/`lora_alpha`/`use_lora` fill `lora`; `wandb_*` and
-    `run_group` fill `tracking`; `checkpoint_root` becomes the stage's checkpoint folder;
-    `taxonomy_uri` ('' = the default taxonomy) becomes `taxonomy`. The rest (artifacts, model and data
-    URIs) are the stage's inputs, not settings. Raises ConfigError naming the bad parameter.
+    The knob table (`knobs.COMPONENT_ARGS`) says which parameter fills which settings field
+    (`lora_rank` -> `lora.r`, `wandb_mode` -> `tracking.mode`, ...); '' (and < 0 for optional
+    numbers) means unset. `checkpoint_root` becomes the stage's own checkpoint folder. Parameters
+    the table does not name (artifacts, model and data URIs) are the stage's inputs, not settings.
+    Raises ConfigError naming the bad parameter.
     """
-    data: dict[str, Any] = {k: v for k, v in params.items() if k in model.model_fields}
-    for key, (section, field) in _NESTED.items():
-        if key in params:
-            data.setdefault(section, {})[field] = params[key]
-    if "wandb_project" in params:
-        data["tracking"] = tracking(params["wandb_project"], params.get("wandb_entity", ""),
-                                    params.get("wandb_mode", "auto"), params.get("run_group", ""))
+    from kubealign.knobs import settings_data
+
+    data = settings_data(stage, params)
     if "checkpoint_root" in params:
         data["checkpoint_uri"] = checkpoint_uri(params["checkpoint_root"], stage)
-    if "taxonomy_uri" in params:
-        data["taxonomy"] = params["taxonomy_uri"] or None
+    data.update(extra or {})
     return build(model, data, where=f"{stage} parameters")
 
 
 def log_metrics(artifact: Any, metrics: dict[str, float]) -> None:
-    """Finite scalar metrics onto a KFP Metrics artifact (shown in the Kubeflow UI's run view)."""
+    """Finite scalar metrics onto a KFP Metrics artifact (shown in the Kubeflow UI's run view).
+
+    The same values also go to the artifact's file as JSON: KFP records a Metrics artifact's URI,
+    and its local cache treats an entry whose artifact file is missing as a miss.
+    """
+    logged = {}
     for key, value in sorted(metrics.items()):
         if isinstance(value, (int, float)) and math.isfinite(value):
+            logged[kfp_metric_name(key)] = float(value)
             artifact.log_metric(kfp_metric_name(key), float(value))
+    path = Path(artifact.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(logged, indent=1, sort_keys=True))
 
 
 def component(gpu: bool = False) -> Any:
@@ -66,18 +61,3 @@ def component(gpu: bool = False) -> Any:
     from kubealign.profiles import DEFAULT_GPU_IMAGE, DEFAULT_IMAGE
 
     return dsl.component(base_image=DEFAULT_GPU_IMAGE if gpu else DEFAULT_IMAGE, install_kfp_package=False)
-
-
-def evaluation_settings(params: dict[str, Any]) -> Any:
-    """EvalConfig from an evaluate component's parameters (both evaluate components share them)."""
-    from kubealign.config import EvalConfig, build
-
-    return build(EvalConfig, {
-        "beta": params["beta"], "max_length": params["max_length"], "max_new_tokens": params["max_new_tokens"],
-        "num_samples": params["num_samples"], "winrate_prompts": params["num_winrate_prompts"],
-        "num_harmful": params["num_harmful"], "num_benign_edgy": params["num_benign_edgy"], "seed": params["seed"],
-        "judge_endpoint": params["judge_endpoint"] or None, "judge_model": params["judge_model"],
-        "judge_api_key_env": params["judge_api_key_env"],
-        "tracking": tracking(params["wandb_project"], params["wandb_entity"], params["wandb_mode"],
-                             params["run_group"]),
-    }, where="evaluate parameters")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,11 @@ KEY_METRICS = (
 )
 
 
+# The one metric a task's end line shows: the first of these it logged.
+LINE_METRICS = ("accepted", "eval/rewards/accuracies", "eval/accuracy", "winrate/reward_model",
+                "winrate/implicit_reward", "objective/scores", "train/loss", "merged_mib")
+
+
 @dataclass
 class TaskSummary:
     name: str
@@ -34,9 +40,16 @@ class TaskSummary:
 
 
 def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
-              cache: bool = False) -> tuple[Path, float, float]:
-    """Run the pipeline; returns the run's folder under pipeline_root, start time (epoch s) and wall time."""
+              cache: bool = False, verbose: bool = False) -> tuple[Path, float, float]:
+    """Run the pipeline; returns the run's folder under pipeline_root, start time (epoch s) and wall time.
+
+    The console shows one line per task start and end, progress bars and failures (`TaskConsole`);
+    each task's full output goes to `<run folder>/logs/<task>.log`. `verbose` shows everything as
+    KFP prints it. A failed task raises RuntimeError naming the task and its log.
+    """
     from kfp import local
+
+    from kubealign.run_console import TaskConsole, captured
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -47,11 +60,19 @@ def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
                enable_caching=cache)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started, t0 = time.time(), time.perf_counter()
-    pipeline_func(**params)
+    console = TaskConsole(sys.stdout, root, before, LINE_METRICS, verbose=verbose)
+    try:
+        with captured(console):
+            pipeline_func(**params)
+    except RuntimeError as err:
+        console.write_logs()
+        task = console.failed or "a task"
+        raise RuntimeError(f"{task} failed; its full log: {console.log_path(task)}") from err
     wall = time.perf_counter() - t0
-    new = sorted((p for p in root.iterdir() if p.is_dir() and p not in before and not p.name.startswith(".")),
-                 key=lambda p: p.stat().st_mtime)
-    return (new[-1] if new else root), started, wall
+    logs = console.write_logs()
+    print(f"task logs: {logs}", flush=True)
+    run_dir = console.find_run_dir()
+    return (run_dir or root), started, wall
 
 
 def summarise(run_dir: Path, started: float) -> list[TaskSummary]:

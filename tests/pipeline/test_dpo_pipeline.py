@@ -18,13 +18,19 @@ from kubealign.cli import main
 from tests.pipeline.kfp_outputs import task_metrics
 
 EXPECTED_EDGES = {
-    "sft": {"data-prep"},
-    "merge-lora": {"sft"},
+    # never-cached digests of base_model, sft_data, preference_data: the cache keys follow the content
+    "content-digest": set(),
+    "content-digest-2": set(),
+    "content-digest-3": set(),
+    "data-prep": {"content-digest", "content-digest-2"},
+    "data-prep-2": {"content-digest", "content-digest-3"},
+    "sft": {"data-prep", "content-digest"},
+    "merge-lora": {"sft", "content-digest"},
     "dpo": {"merge-lora", "data-prep-2"},
-    "merge-lora-onto": {"merge-lora", "dpo"},
-    "evaluate": {"merge-lora", "merge-lora-onto", "data-prep-2"},
+    "merge-lora-2": {"merge-lora", "dpo"},
+    "evaluate": {"merge-lora", "merge-lora-2", "data-prep-2"},
     "gate": {"evaluate"},
-    "condition-1": {"gate", "merge-lora-onto"},
+    "condition-1": {"gate", "merge-lora-2"},
 }
 
 
@@ -72,7 +78,7 @@ def test_compiled_dag(tmp_path: Path) -> None:
         assert gate_in[threshold].component_input_parameter == f"gate_{threshold}", threshold
         assert params[f"gate_{threshold}"].default_value.number_value == -1.0  # off unless set
     publish = spec.components["comp-condition-2"].dag.tasks["publish"]
-    assert publish.inputs.artifacts["model"].component_input_artifact == "pipelinechannel--merge-lora-onto-merged"
+    assert publish.inputs.artifacts["model"].component_input_artifact == "pipelinechannel--merge-lora-2-merged"
 
 
 def test_run_rejects_bad_parameters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,10 +114,10 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
 
     run_dir = next(p for p in root.iterdir() if p.is_dir() and p.name.startswith("kubealign-dpo"))
     tasks = {p.name for p in run_dir.iterdir() if p.is_dir()}
-    assert {"data-prep", "data-prep-2", "sft", "merge-lora", "dpo", "merge-lora-onto", "evaluate"} <= tasks
+    assert {"data-prep", "data-prep-2", "sft", "merge-lora", "dpo", "merge-lora-2", "evaluate"} <= tasks
     splits = run_dir / "data-prep-2" / "splits"
     assert json.loads((splits / "report.json").read_text())["eval"] == 3  # 12 pairs, 25% held out
-    merged = run_dir / "merge-lora-onto" / "merged"
+    merged = run_dir / "merge-lora-2" / "merged"
     assert (merged / "model.safetensors").exists() and (merged / "training_summary.json").exists()
     # KFP Metrics artifacts: what the Kubeflow UI shows on the run page
     dpo_metrics = task_metrics(run_dir / "dpo")

@@ -18,14 +18,20 @@ from kubealign.cli import main
 from tests.pipeline.kfp_outputs import task_metrics
 
 EXPECTED_EDGES = {
-    "sft": {"data-prep"},
-    "merge-lora": {"sft"},
+    # never-cached digests of base_model, sft_data, preference_data: the cache keys follow the content
+    "content-digest": set(),
+    "content-digest-2": set(),
+    "content-digest-3": set(),
+    "data-prep": {"content-digest", "content-digest-2"},
+    "data-prep-2": {"content-digest", "content-digest-3"},
+    "sft": {"data-prep", "content-digest"},
+    "merge-lora": {"sft", "content-digest"},
     "reward-model": {"merge-lora", "data-prep-2"},
     "ppo": {"merge-lora", "reward-model", "data-prep-2"},
-    "merge-lora-onto": {"merge-lora", "ppo"},
-    "evaluate-rlhf": {"merge-lora", "merge-lora-onto", "reward-model", "data-prep-2"},
-    "gate": {"evaluate-rlhf"},
-    "condition-1": {"gate", "merge-lora-onto"},  # publish, when a registry is set and the gate passed
+    "merge-lora-2": {"merge-lora", "ppo"},
+    "evaluate": {"merge-lora", "merge-lora-2", "reward-model", "data-prep-2"},
+    "gate": {"evaluate"},
+    "condition-1": {"gate", "merge-lora-2"},  # publish, when a registry is set and the gate passed
 }
 
 
@@ -42,12 +48,12 @@ def test_compiled_dag(tmp_path: Path) -> None:
     ppo_in = tasks["ppo"].inputs.artifacts
     assert ppo_in["reward_model"].task_output_artifact.producer_task == "reward-model"
     assert ppo_in["sft_model"].task_output_artifact.producer_task == "merge-lora"
-    assert tasks["evaluate-rlhf"].inputs.artifacts["reward_model"].task_output_artifact.producer_task == "reward-model"
+    assert tasks["evaluate"].inputs.artifacts["reward_model"].task_output_artifact.producer_task == "reward-model"
     params = spec.root.input_definitions.parameters
     assert {"ppo_kl_coef", "ppo_clip_range", "ppo_rollout_batch_size", "ppo_max_new_tokens", "ppo_epochs",
             "reward_learning_rate", "reward_max_steps", "ppo_kl_estimator", "ppo_missing_eos_penalty"} <= set(params)
     assert params["ppo_kl_coef"].default_value.number_value == pytest.approx(0.05)
-    assert tasks["evaluate-rlhf"].caching_options.enable_cache is False
+    assert tasks["evaluate"].caching_options.enable_cache is False
 
 
 def test_run_rejects_bad_ppo_parameters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,8 +90,8 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
 
     run_dir = next(p for p in root.iterdir() if p.is_dir() and p.name.startswith("kubealign-ppo"))
     tasks = {p.name for p in run_dir.iterdir() if p.is_dir()}
-    assert {"data-prep", "data-prep-2", "sft", "merge-lora", "reward-model", "ppo", "merge-lora-onto",
-            "evaluate-rlhf", "gate"} <= tasks
+    assert {"data-prep", "data-prep-2", "sft", "merge-lora", "reward-model", "ppo", "merge-lora-2",
+            "evaluate", "gate"} <= tasks
     rm = run_dir / "reward-model" / "model"
     assert (rm / "model.safetensors").exists() and not (rm / "adapter_config.json").exists()
     assert 0 <= task_metrics(run_dir / "reward-model")["eval.accuracy"] <= 1  # held-out accuracy is a KFP metric
@@ -94,12 +100,12 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
     ppo_metrics = task_metrics(run_dir / "ppo")
     assert ppo_metrics["steps"] == 2 and "objective.kl" in ppo_metrics
     assert "objective/kl" in (run_dir / "ppo" / "report").read_text()
-    merged = run_dir / "merge-lora-onto" / "merged"
+    merged = run_dir / "merge-lora-2" / "merged"
     history = json.loads((merged / "training_summary.json").read_text())["history"]
     assert [h["step"] for h in history] == [1, 2] and "objective/rlhf_reward" in history[0]
-    ev = task_metrics(run_dir / "evaluate-rlhf")
+    ev = task_metrics(run_dir / "evaluate")
     assert 0 <= ev["winrate.reward_model"] <= 1 and ev["winrate.prompts"] == 3
-    html = (run_dir / "evaluate-rlhf" / "report").read_text()
+    html = (run_dir / "evaluate" / "report").read_text()
     assert "reward model win rate" in html and "PPO objective/kl" in html
     # both thresholds (>= 0) read metrics that evaluate measured, so the gate passed
     assert json.loads((run_dir / "gate" / "executor_output.json").read_text()) == {"parameterValues": {"Output": "pass"}}

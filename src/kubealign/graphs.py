@@ -1,0 +1,27 @@
+"""The graph registry: graph name -> the module that builds its pipeline. The one list of graphs.
+
+cli, cli_server, kfp_client and pipeline_params read it; it imports none of them (and no KFP
+until a pipeline is asked for), so the command modules form no import cycle through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from kubealign.config import ConfigError
+
+MODULES = {"dpo": "kubealign.pipelines.dpo", "ppo": "kubealign.pipelines.ppo", "safety": "kubealign.pipelines.safety"}
+GRAPHS: tuple[str, ...] = tuple(MODULES)
+
+
+def pipeline(graph: str, profile_path: str | None = None) -> Any:
+    """The graph's pipeline function; with a cluster profile file, built with that profile's settings."""
+    if graph not in MODULES:
+        raise ConfigError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
+    module = importlib.import_module(MODULES[graph])
+    if profile_path is None:
+        return getattr(module, f"{graph}_pipeline")
+    from kubealign.profiles import load_profile
+
+    return module.build(load_profile(profile_path))
