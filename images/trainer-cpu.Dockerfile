@@ -5,13 +5,13 @@
 # `ghcr.io/kubealign/trainer-cpu:<version>-<source digest>` (kubealign.profiles.DEFAULT_IMAGE) and sends
 # only the files kubealign.images hashes. Build arguments pick the local stand-ins where no registry can
 # be reached; their defaults are the real ones:
-#   BASE_IMAGE     python:3.11-slim-bookworm; here a debootstrap'd Debian bookworm (scripts/make_base.sh)
+#   BASE_IMAGE     python:3.11-slim-bookworm (the default in FROM, where linters read it); here a debootstrap'd Debian bookworm (scripts/make_base.sh)
 #   TORCH_INDEX    PyTorch's CPU index; here "none": the wheel sent in images/wheels/ instead
 #   SOURCE_DIGEST  the tree's digest, stored as a label and in KUBEALIGN_SOURCE_DIGEST
 # Both stages use the same base (keep the two FROM lines equal): the venv built in the first points
 # at the interpreter of that base.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
-FROM ${BASE_IMAGE} AS builder
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE:-python:3.11-slim-bookworm} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -38,7 +38,7 @@ COPY . ./
 RUN pip install --no-cache-dir --no-deps --constraint /tmp/constraints.txt . \
     && pip check
 
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE:-python:3.11-slim-bookworm}
 ARG VERSION
 ARG SOURCE_DIGEST
 LABEL org.opencontainers.image.title="kubealign-trainer-cpu" \

@@ -24,5 +24,8 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
 fi
 # Clean apt lists and caches as the slim images do; nothing in the image needs them.
 rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb
+# mktemp made the root folder 0700: the image's / must be 0755, or no non-root user can start anything.
+chmod 0755 "$dir"
 tar -C "$dir" -c . | docker import \
-  --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' - "$image"
+  --change 'ENV LANG=C.UTF-8' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["python3"]' - "$image"

@@ -216,8 +216,10 @@ def docker_runner(pipeline_root: Path, read_only_paths: Iterable[str] = (), netw
     return local.DockerRunner(
         user=user, read_only=True, network_mode=network, cap_drop=["ALL"], security_opt=["no-new-privileges"],
         tmpfs={"/tmp": "rw,exec,nosuid,size=4g"}, mounts=mounts,
-        # HOME on the tmpfs: libraries that write a cache under ~ find it writable, as on a cluster's emptyDir.
-        environment={"HOME": "/tmp", "TOKENIZERS_PARALLELISM": "false", **forwarded_env()},
+        # HOME and the Hugging Face cache on the tmpfs: libraries that write a cache there find it
+        # writable, as a pod's emptyDir would be.
+        environment={"HOME": "/tmp", "HF_HOME": "/tmp/huggingface", "TOKENIZERS_PARALLELISM": "false",
+                     **forwarded_env()},
     )
 
 

@@ -60,3 +60,10 @@ def run_restricted(image: str) -> Callable[..., subprocess.CompletedProcess[str]
         return subprocess.run([*args, image, *cmd], capture_output=True, text=True, timeout=600)
 
     return run
+
+
+def readable(*paths: Path) -> None:
+    """Let the container's UID read test inputs: pytest makes its temporary folders 0700 (owner only)."""
+    for top in paths:
+        for p in [top, *top.rglob("*")] if top.is_dir() else [top]:
+            p.chmod(p.stat().st_mode | 0o055 if p.is_dir() else p.stat().st_mode | 0o044)

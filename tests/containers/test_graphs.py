@@ -23,6 +23,7 @@ import yaml
 
 from kubealign.cli import main
 from tests.conftest import create_bucket
+from tests.containers.conftest import readable
 
 pytestmark = pytest.mark.containers
 VOLATILE = re.compile(r"peak_rss|per_s|wall|seconds|_time|time_")
@@ -46,6 +47,7 @@ def run_both(graph: str, settings: dict, tmp_path: Path, *extra: str) -> tuple[d
     """Run `graph` under both runners; returns {task: metrics} for each and records the wall times."""
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(settings))
+    readable(*(Path(v) for v in settings.values() if isinstance(v, str) and v.startswith("/")))
     results, walls = {}, {}
     for runner in ("docker", "subprocess"):
         root = tmp_path / runner

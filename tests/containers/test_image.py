@@ -16,6 +16,7 @@ import pytest
 from kubealign import images
 from kubealign.cli import main
 from kubealign.profiles import IMAGE_UID
+from tests.containers.conftest import readable
 
 pytestmark = pytest.mark.containers
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +67,7 @@ def test_validate_stage_in_a_restricted_container_matches_the_host(
             {"prompt": "Explain the moon.", "chosen": "", "rejected": "No."},  # rejected: empty chosen
             {"prompt": "Explain a tree.", "chosen": "A tree is a plant.", "rejected": "No."}]
     (work / "pref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    readable(tiny_model_dir, work)
     proc = run_restricted("kubealign", "validate", "preference", "/work/pref.jsonl", "--tokenizer", "/model",
                           "--report", "/work/report.json",
                           mounts={work: ("/work", True), tiny_model_dir: ("/model", False)})

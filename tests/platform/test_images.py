@@ -49,8 +49,8 @@ def stages(text: str, resolve_from: bool = True) -> list[list[str]]:
             global_args[key] = value
         if line.upper().startswith("FROM "):
             groups.append([])
-            if resolve_from:
-                line = re.sub(r"\$\{(\w+)\}", lambda m: global_args[m.group(1)], line)
+            if resolve_from:  # ${NAME} or ${NAME:-default}
+                line = re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: global_args.get(m.group(1)) or m.group(2), line)
         if groups:
             groups[-1].append(line.strip())
     return groups
@@ -180,8 +180,9 @@ def test_dockerignore_sends_only_what_the_build_copies(name: str) -> None:
 def test_build_args_default_to_the_real_base_and_index() -> None:
     text = dockerfile("trainer-cpu").read_text()
     raw = stages(text, resolve_from=False)
-    assert raw[0][0] == "FROM ${BASE_IMAGE} AS builder" and raw[1][0] == "FROM ${BASE_IMAGE}"
-    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in text.splitlines()
+    base = "${BASE_IMAGE:-python:3.11-slim-bookworm}"  # the default inline, where hadolint and checkov read it
+    assert raw[0][0] == f"FROM {base} AS builder" and raw[1][0] == f"FROM {base}"
+    assert "ARG BASE_IMAGE" in text.splitlines()
     assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in raw[0]
 
 
