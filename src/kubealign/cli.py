@@ -23,10 +23,10 @@ from typing import Any
 GRAPHS = ("dpo", "ppo", "safety")
 
 
-def _pipeline(graph: str, profile_path: str | None = None) -> Any:
+def _pipeline(graph: str, profile_path: str | None = None, profile: Any = None) -> Any:
     from kubealign.profiles import load_profile
 
-    profile = load_profile(profile_path) if profile_path else None
+    profile = load_profile(profile_path) if profile_path else profile
     if graph == "dpo":
         from kubealign.pipelines import dpo
 
@@ -84,6 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline_params.check_local_inputs(params)
     runner = None
     if args.runner == "docker":
+        from kubealign.images import local_docker_profile
+
+        # Every task on the CPU image (GPU stages name the CUDA one, which this machine cannot run);
+        # commands and arguments are unchanged, the profile only swaps the image.
+        func = _pipeline(args.graph, profile=local_docker_profile())
         params, runner = _docker_runner(func, params, args.pipeline_root, args.network)
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
     run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache, runner=runner)

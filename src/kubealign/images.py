@@ -179,6 +179,14 @@ def pipeline_images(pipeline_func: object) -> set[str]:
     return {ex["container"]["image"] for ex in executors.values() if "container" in ex}
 
 
+def local_docker_profile() -> object:
+    """`kubealign run --runner docker`: a CPU-only machine's cluster profile, every stage on the CPU image.
+    (A function: kubealign.profiles imports this module.)"""
+    from kubealign.profiles import ClusterProfile
+
+    return ClusterProfile.model_validate({"name": "local-docker", "defaults": {"image": "cpu"}})
+
+
 def container_inputs(params: Mapping[str, object]) -> tuple[dict[str, object], list[str]]:
     """Pipeline parameters for a run whose tasks are containers, and the local paths they must see.
 
