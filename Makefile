@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-ppo run-safety test test-slow lint compile images clean
+.PHONY: run run-ppo run-safety test test-slow lint compile images image-cuda test-containers clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,13 +51,30 @@ compile: $(STAMP)
 	$(VENV)/bin/kubealign compile dpo -o out/dpo.yaml
 	$(VENV)/bin/kubealign compile ppo -o out/ppo.yaml
 
-# Trainer images (needs a Docker engine; the tag comes from kubealign.profiles, the one place it lives).
+# Trainer images, tagged `<version>-<source digest>` (kubealign.images; the tag lives in kubealign.profiles).
+# Defaults are this machine's stand-ins (no registry reachable): a debootstrap'd Debian bookworm base and
+# the CPU torch wheel from TORCH_WHEELS. Where python:3.11-slim and PyTorch's index can be reached:
+#   make images IMAGE_BASE= TORCH_WHEELS=
+IMAGE_BASE ?= kubealign/bookworm-python:3.11
+TORCH_WHEELS ?= /opt/wheels
 images: $(STAMP)
-	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make images: no Docker engine here"; exit 1; }
-	docker build -f images/trainer-cpu.Dockerfile --build-arg VERSION="$$($(PY) -c 'import kubealign; print(kubealign.__version__)')" \
-	  -t "$$($(PY) -c 'from kubealign.profiles import DEFAULT_IMAGE; print(DEFAULT_IMAGE)')" .
-	docker build -f images/trainer-cuda.Dockerfile --build-arg VERSION="$$($(PY) -c 'import kubealign; print(kubealign.__version__)')" \
-	  -t "$$($(PY) -c 'from kubealign.profiles import DEFAULT_GPU_IMAGE; print(DEFAULT_GPU_IMAGE)')" .
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine answers (scripts/docker_engine.sh start)"; exit 1; }
+	[ -z "$(IMAGE_BASE)" ] || scripts/make_base.sh "$(IMAGE_BASE)"
+	$(PY) scripts/build_image.py cpu --base "$(IMAGE_BASE)" --torch-wheels "$(TORCH_WHEELS)"
+
+# The CUDA image, where nvidia/cuda can be pulled (see images/README.md).
+image-cuda: $(STAMP)
+	$(PY) scripts/build_image.py cuda
+
+# Stages inside the CPU image (tests/containers, not part of `make test`): installs docker.io and starts
+# dockerd where missing, builds the base stand-in and the image where missing, stops only what it started.
+test-containers: $(STAMP)
+	scripts/docker_engine.sh start
+	trap 'scripts/docker_engine.sh stop' EXIT; \
+	  $(PY) -c 'import docker' 2>/dev/null || $(PIP) install -q docker==7.2.0; \
+	  $(PY) -c 'from kubealign.images import check_local_images as c; from kubealign.profiles import DEFAULT_IMAGE as i; c([i])' \
+	    2>/dev/null || $(MAKE) images; \
+	  $(PY) -m pytest -q -p no:cacheprovider -m containers tests/containers
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache

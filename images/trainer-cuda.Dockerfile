@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
 # kubealign trainer image, CUDA build: the GPU stages (SFT, reward, DPO, PPO, evaluate, safety).
 #
-# Build from the repository root (the tag lives in src/kubealign/profiles.py, DEFAULT_GPU_IMAGE):
-#   docker build -f images/trainer-cuda.Dockerfile \
-#     --build-arg VERSION="$(python -c 'import kubealign; print(kubealign.__version__)')" \
-#     -t "$(python -c 'from kubealign.profiles import DEFAULT_GPU_IMAGE; print(DEFAULT_GPU_IMAGE)')" .
+# Build from the repository root with `make image-cuda` (scripts/build_image.py cuda) on a machine that
+# can pull the base: it tags the image `ghcr.io/kubealign/trainer-cuda:<version>-<source digest>`
+# (kubealign.profiles.DEFAULT_GPU_IMAGE) and passes SOURCE_DIGEST, stored as a label and in
+# KUBEALIGN_SOURCE_DIGEST.
 # torch 2.13.0's PyPI wheel is built for CUDA 13.0 and brings its CUDA libraries as pip packages;
 # the base supplies the matching CUDA runtime and the NVIDIA container-toolkit settings. Nodes need
 # a driver that supports CUDA 13.0 (R580 or newer). Both stages use the same base (keep the two FROM
@@ -34,7 +34,9 @@ RUN pip install --no-cache-dir --constraint /tmp/constraints.txt . \
 
 FROM nvidia/cuda:13.0.0-runtime-ubuntu24.04
 ARG VERSION
+ARG SOURCE_DIGEST
 LABEL org.opencontainers.image.title="kubealign-trainer-cuda" \
+      io.kubealign.source-digest="${SOURCE_DIGEST}" \
       org.opencontainers.image.description="kubealign pipeline stages (SFT, reward, DPO/PPO, merge, evaluate), CUDA build" \
       org.opencontainers.image.source="https://github.com/kubealign/kubealign" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -57,7 +59,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/home/kubealign \
     HF_HOME=/home/kubealign/.cache/huggingface \
-    WANDB_DIR=/tmp
+    WANDB_DIR=/tmp \
+    KUBEALIGN_SOURCE_DIGEST=${SOURCE_DIGEST}
 WORKDIR /home/kubealign
 USER 10001:10001
 # A batch job, not a service: KFP watches the process exit code, there is nothing to probe.

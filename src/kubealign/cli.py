@@ -1,7 +1,8 @@
 """The `kubealign` command.
 
     kubealign validate {sft|preference|safety} PATH [--report FILE]
-    kubealign run {dpo|ppo} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
+    kubealign run {dpo|ppo|safety} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
+                  [--runner subprocess|docker] [--network none|host]
     kubealign compile {dpo|ppo} -o FILE [--profile FILE]
     kubealign guard --model URI "TEXT" | FILE.jsonl [--response TEXT] [--threshold T] [--json]
     kubealign judge refusal IN.jsonl --out OUT.jsonl [--backend heuristic|classifier|endpoint] [--model URI]
@@ -72,14 +73,36 @@ def cmd_run(args: argparse.Namespace) -> int:
             problems += str(err).splitlines()
     if problems:
         raise ConfigError("\n".join(problems))
+    runner = None
+    if args.runner == "docker":
+        from kubealign.images import local_docker_profile
+
+        # Every task on the CPU image (GPU stages name the CUDA one, which this machine cannot run);
+        # commands and arguments are unchanged, the profile only swaps the image.
+        func = pipeline(args.graph, profile=local_docker_profile())
+        params, runner = _docker_runner(func, params, args.pipeline_root, args.network)
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
     run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache,
-                                                verbose=args.verbose)
+                                                verbose=args.verbose, runner=runner)
     print("\n" + local_run.format_table(local_run.summarise(run_dir, started), wall))
     report = next(run_dir.glob("evaluate*/report"), None)
     if report:
         print(f"\nevaluation report: {report}")
     return 0
+
+
+def _docker_runner(func: Any, params: dict[str, Any], pipeline_root: str, network: str) -> tuple[dict, Any]:
+    """Every task in the trainer image: its image checked before any task starts (a missing or stale one
+    is an error naming `make images`, not a registry pull mid-run), local inputs mounted read-only."""
+    from pathlib import Path
+
+    from kubealign import images
+
+    images.check_local_images(images.pipeline_images(func))
+    params, paths = images.container_inputs(params)
+    root = Path(pipeline_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return params, images.docker_runner(root, paths, network=network)
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
@@ -124,6 +147,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--verbose", action="store_true",
                    help="show every task's full output as KFP prints it (default: one line per task; "
                         "full logs under <run folder>/logs/)")
+    r.add_argument("--runner", choices=["subprocess", "docker"], default="subprocess",
+                   help="subprocess: tasks in this Python (default); docker: each task in the trainer image")
+    r.add_argument("--network", choices=["none", "host"], default="none",
+                   help="with --runner docker: the tasks' network (host reaches a local S3 endpoint)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compile", help="compile a graph to KFP pipeline YAML")

@@ -15,13 +15,16 @@ MODULES = {"dpo": "kubealign.pipelines.dpo", "ppo": "kubealign.pipelines.ppo", "
 GRAPHS: tuple[str, ...] = tuple(MODULES)
 
 
-def pipeline(graph: str, profile_path: str | None = None) -> Any:
-    """The graph's pipeline function; with a cluster profile file, built with that profile's settings."""
+def pipeline(graph: str, profile_path: str | None = None, profile: Any = None) -> Any:
+    """The graph's pipeline function; with a cluster profile (a file, or a loaded ClusterProfile),
+    built with that profile's settings."""
     if graph not in MODULES:
         raise ConfigError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
     module = importlib.import_module(MODULES[graph])
-    if profile_path is None:
-        return getattr(module, f"{graph}_pipeline")
-    from kubealign.profiles import load_profile
+    if profile_path is not None:
+        from kubealign.profiles import load_profile
 
-    return module.build(load_profile(profile_path))
+        profile = load_profile(profile_path)
+    if profile is None:
+        return getattr(module, f"{graph}_pipeline")
+    return module.build(profile)

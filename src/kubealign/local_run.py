@@ -40,12 +40,13 @@ class TaskSummary:
 
 
 def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
-              cache: bool = False, verbose: bool = False) -> tuple[Path, float, float]:
+              cache: bool = False, verbose: bool = False, runner: Any = None) -> tuple[Path, float, float]:
     """Run the pipeline; returns the run's folder under pipeline_root, start time (epoch s) and wall time.
 
     The console shows one line per task start and end, progress bars and failures (`TaskConsole`);
     each task's full output goes to `<run folder>/logs/<task>.log`. `verbose` shows everything as
-    KFP prints it. A failed task raises RuntimeError naming the task and its log.
+    KFP prints it. A failed task raises RuntimeError naming the task and its log. `runner`: a
+    kfp.local runner (e.g. kubealign.images.docker_runner); default the SubprocessRunner.
     """
     from kfp import local
 
@@ -56,7 +57,7 @@ def run_local(pipeline_func: Any, params: dict[str, Any], pipeline_root: str,
     before = {p for p in root.iterdir() if p.is_dir()}
     # With cache=True a rerun reuses tasks whose component and inputs are unchanged (KFP's local
     # cache under <root>/.kfp_cache); code changes inside kubealign do not invalidate it.
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True,
+    local.init(runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True,
                enable_caching=cache)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started, t0 = time.time(), time.perf_counter()

@@ -36,12 +36,17 @@ if TYPE_CHECKING:
 
 try:
     from kubealign import __version__ as _VERSION
+    from kubealign.images import current_digest, image_tag
+
+    # `<version>-<digest of the source tree>`: the tag names the code an image was built from, so a
+    # graph compiled from this tree never runs an image built from another (kubealign.images).
+    _TAG = image_tag(_VERSION, current_digest())
 except ImportError:  # profiles.py copied on its own (e.g. into a component build context)
-    _VERSION = "0.1.0"
+    _TAG = "0.1.0"
 
 IMAGE_REGISTRY = "ghcr.io/kubealign"
-DEFAULT_IMAGE = f"{IMAGE_REGISTRY}/trainer-cpu:{_VERSION}"
-DEFAULT_GPU_IMAGE = f"{IMAGE_REGISTRY}/trainer-cuda:{_VERSION}"
+DEFAULT_IMAGE = f"{IMAGE_REGISTRY}/trainer-cpu:{_TAG}"
+DEFAULT_GPU_IMAGE = f"{IMAGE_REGISTRY}/trainer-cuda:{_TAG}"
 # The numeric user the trainer images run as (images/*.Dockerfile `USER 10001:10001`).
 IMAGE_UID = 10001
 # Profiles name the project's own images by alias, so the tag above stays the only place with a version.

@@ -181,9 +181,12 @@ def test_every_field_is_described() -> None:
             assert field.description, f"{model.__name__}.{name} has no description"
 
 
-def test_image_tag_comes_from_the_package_version() -> None:
-    assert DEFAULT_IMAGE == f"ghcr.io/kubealign/trainer-cpu:{kubealign.__version__}"
-    assert DEFAULT_GPU_IMAGE == f"ghcr.io/kubealign/trainer-cuda:{kubealign.__version__}"
+def test_image_tag_comes_from_the_package_version_and_source_digest() -> None:
+    from kubealign.images import current_digest
+
+    tag = f"{kubealign.__version__}-{current_digest()}"  # issue 12: the tag names the code it was built from
+    assert DEFAULT_IMAGE == f"ghcr.io/kubealign/trainer-cpu:{tag}"
+    assert DEFAULT_GPU_IMAGE == f"ghcr.io/kubealign/trainer-cuda:{tag}"
 
 
 # --- compiled pipeline: each setting where KFP puts it ---------------------------------------------------

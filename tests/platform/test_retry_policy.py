@@ -19,8 +19,10 @@ from platform_tools import PROFILES_DIR
 from kubealign.profiles import ProfileError, load_profile
 
 # task name in the compiled DPO graph -> profile stage (KFP names tasks after their components)
-TASK_STAGE = {"data-prep": "data_prep", "data-prep-2": "data_prep", "sft": "sft", "merge-lora": "merge",
-              "dpo": "dpo", "merge-lora-onto": "merge", "evaluate": "evaluate", "gate": "evaluate",
+# (the content-digest tasks, one per input URI, run under the data_prep settings)
+TASK_STAGE = {"content-digest": "data_prep", "content-digest-2": "data_prep", "content-digest-3": "data_prep",
+              "data-prep": "data_prep", "data-prep-2": "data_prep", "sft": "sft", "merge-lora": "merge",
+              "dpo": "dpo", "merge-lora-2": "merge", "evaluate": "evaluate", "gate": "evaluate",
               "publish": "publish"}
 
 
