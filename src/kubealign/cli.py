@@ -2,7 +2,8 @@
 
     kubealign validate {sft|preference|safety} PATH [--report FILE]
     kubealign run {dpo|ppo} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
-    kubealign compile {dpo|ppo} -o FILE [--profile FILE]
+    kubealign compile {dpo|ppo|rlaif} -o FILE [--profile FILE] [--rounds R]
+    kubealign preferences split --out DIR | run --policy URI --prompts FILE --out DIR [--set key=value ...]
     kubealign guard --model URI "TEXT" | FILE.jsonl [--response TEXT] [--threshold T] [--json]
     kubealign judge refusal IN.jsonl --out OUT.jsonl [--backend heuristic|classifier|endpoint] [--model URI]
     kubealign prepare-demo
@@ -31,6 +32,8 @@ def demo_defaults(graph: str) -> dict[str, Any]:
 
     if graph == "safety":
         return {"base_model": str(prepare_demo_model()), "safety_data": str(DATA_DIR / "safety.jsonl")}
+    if graph == "rlaif":  # prompts: `kubealign preferences split` output, named in the config
+        return {"base_model": str(prepare_demo_model()), "sft_data": demo_sft_path()}
     return {
         "base_model": str(prepare_demo_model()),
         "sft_data": demo_sft_path(),
@@ -48,7 +51,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from kfp import compiler
 
-    compiler.Compiler().compile(pipeline(args.graph, args.profile), args.output)
+    compiler.Compiler().compile(pipeline(args.graph, args.profile, args.rounds), args.output)
     print(f"wrote {args.output}")
     return 0
 
@@ -56,7 +59,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from kubealign import local_run, pipeline_params
 
-    func = pipeline(args.graph)
+    func = pipeline(args.graph, rounds=args.rounds)
     # Check what the person typed before preparing anything heavy.
     explicit = pipeline_params.resolve(func, {}, args.config, args.set, require=False)
     required = {n for n, p in pipeline_params.signature_params(func).items() if p.default is p.empty}
@@ -124,12 +127,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--verbose", action="store_true",
                    help="show every task's full output as KFP prints it (default: one line per task; "
                         "full logs under <run folder>/logs/)")
+    r.add_argument("--rounds", type=int, help="rlaif graph: preference -> DPO rounds (default 2)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compile", help="compile a graph to KFP pipeline YAML")
     c.add_argument("graph", choices=GRAPHS)
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--profile", help="cluster profile YAML (manifests/profiles/*.yaml)")
+    c.add_argument("--rounds", type=int, help="rlaif graph: preference -> DPO rounds, unrolled (default 2)")
     c.set_defaults(func=cmd_compile)
 
     g = sub.add_parser("guard", help="judge a text (or each record of a JSONL file) with a safety classifier")
@@ -155,6 +160,9 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("prepare-demo", help="convert the demo model (SmolLM2-135M-Instruct) once")
     d.set_defaults(func=cmd_prepare_demo)
 
+    from kubealign.preferences_cli import add_preferences_command
+
+    add_preferences_command(sub)  # split prompt sets; build preference pairs from a policy
     from kubealign.cli_server import add_server_commands
 
     add_server_commands(sub)  # upload, submit, schedule: a Kubeflow Pipelines API server

@@ -11,17 +11,23 @@ from typing import Any
 
 from kubealign.config import ConfigError
 
-MODULES = {"dpo": "kubealign.pipelines.dpo", "ppo": "kubealign.pipelines.ppo", "safety": "kubealign.pipelines.safety"}
+MODULES = {"dpo": "kubealign.pipelines.dpo", "ppo": "kubealign.pipelines.ppo", "safety": "kubealign.pipelines.safety",
+           "rlaif": "kubealign.pipelines.rlaif"}
+ROUNDED = ("rlaif",)  # graphs whose build takes `rounds` (unrolled at compile time)
 GRAPHS: tuple[str, ...] = tuple(MODULES)
 
 
-def pipeline(graph: str, profile_path: str | None = None) -> Any:
-    """The graph's pipeline function; with a cluster profile file, built with that profile's settings."""
+def pipeline(graph: str, profile_path: str | None = None, rounds: int | None = None) -> Any:
+    """The graph's pipeline function; with a cluster profile file, built with that profile's settings;
+    with `rounds` (graphs in ROUNDED only), built with that many rounds."""
     if graph not in MODULES:
         raise ConfigError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
+    if rounds is not None and graph not in ROUNDED:
+        raise ConfigError(f"--rounds: only the {', '.join(ROUNDED)} graph has rounds, not {graph!r}")
     module = importlib.import_module(MODULES[graph])
-    if profile_path is None:
+    if profile_path is None and rounds is None:
         return getattr(module, f"{graph}_pipeline")
     from kubealign.profiles import load_profile
 
-    return module.build(load_profile(profile_path))
+    profile = load_profile(profile_path) if profile_path else None
+    return module.build(profile, rounds=rounds) if rounds is not None else module.build(profile)
