@@ -183,7 +183,8 @@ _SAFETY = (
 _RLAIF = (
     *_alignment_knobs(("sft", "dpo"), ("sft", "dpo"), ("sft", "dpo")),
     _k("dpo_learning_rate", "dpo:learning_rate"), _k("dpo_beta", "dpo:beta", "evaluate:beta"),
-    _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
+    _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_label_smoothing", "dpo:label_smoothing"),
+    _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
     *(_k(f"pref_{n}", f"preferences:{n}") for n in (*_PREF, "seed", "judge_endpoint", "judge_model",
                                                     "judge_api_key_env")),
     _k("constitution", "preferences:constitution"),
