@@ -222,7 +222,9 @@ class PreferencesConfig(Settings):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(48, ge=1, description="Response length limit (tokens).")
     batch_size: int = Field(8, ge=1, description="Sequences per generation / scoring batch.")
-    max_length: int = Field(512, ge=8, description="Token budget when the reward model scores a response.")
+    max_length: int = Field(
+        512, ge=8, description="Token budget of a pair (prompt + response), as DPO will see it: pairs whose prompt "
+        "leaves no room, or that become identical when truncated, are dropped; also the reward model's budget.")
     margin: float = Field(0.0, ge=0, description="Keep a pair only when best - worst weighted score exceeds this.")
     num_prompts: int = Field(0, ge=0, description="Training prompts per round (seeded sample, by label); 0 = all.")
     eval_fraction: float = Field(

@@ -180,12 +180,20 @@ _SAFETY = (
     *_shared(("safety",), "save_every", "checkpoint_uri", *_TRACKING),
 )
 
+def _with_target(knobs: list[Knob], name: str, target: str) -> list[Knob]:
+    """`knobs` with one more (stage, path) on the knob called `name`."""
+    return [Knob(k.name, (*k.targets, tuple(target.split(":", 1)))) if k.name == name else k  # type: ignore[arg-type]
+            for k in knobs]
+
+
 _RLAIF = (
-    *_alignment_knobs(("sft", "dpo"), ("sft", "dpo"), ("sft", "dpo")),
+    # one token budget: pairs that DPO could not fit are dropped when they are made
+    *_with_target(_alignment_knobs(("sft", "dpo"), ("sft", "dpo"), ("sft", "dpo")), "max_length",
+                  "preferences:max_length"),
     _k("dpo_learning_rate", "dpo:learning_rate"), _k("dpo_beta", "dpo:beta", "evaluate:beta"),
     _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_label_smoothing", "dpo:label_smoothing"),
     _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
-    *(_k(f"pref_{n}", f"preferences:{n}") for n in (*_PREF, "seed", "judge_endpoint", "judge_model",
+    *(_k(f"pref_{n}", f"preferences:{n}") for n in (*(n for n in _PREF if n != "max_length"), "seed", "judge_endpoint", "judge_model",
                                                     "judge_api_key_env")),
     _k("constitution", "preferences:constitution"),
     *_release_knobs(), *_shared(("sft", "dpo", "evaluate"), *_TRACKING),

@@ -104,12 +104,14 @@ def make_pairs(constitution: Constitution, judges: Judges, rows: list[dict[str, 
     return pairs, candidates
 
 
-def validated(pairs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The pairs data prep's preference validation accepts (extra fields kept), and its rejections."""
+def validated(pairs: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]],
+                                                                                     list[dict[str, Any]]]:
+    """The pairs data prep's preference validation accepts, with its tokenizer-aware checks (room for a
+    response within max_length; still different after truncation); extra fields kept. And its rejections."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "pairs.jsonl")
         path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs), encoding="utf-8")
-        result = validate(str(path), "preference")
+        result = validate(str(path), "preference", tokenizer=tokenizer, max_length=max_length)
     rows = {row for row, _ in result.accepted}
     return [p for i, p in enumerate(pairs, 1) if i in rows], [r.to_dict() for r in result.rejected]
 
@@ -174,7 +176,7 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
     responses = [flat[i * k: (i + 1) * k] for i in range(len(rows))]
     scores = score_candidates(constitution, judges, rows, responses)
     pairs, candidates = make_pairs(constitution, judges, rows, responses, scores, round_index, str(policy_model))
-    pairs, rejected = validated(pairs)
+    pairs, rejected = validated(pairs, tokenizer, cfg.max_length)
     if not pairs:
         raise ConfigError(f"preferences: no pair from {len(rows)} prompts x {k} responses: every prompt's responses "
                           f"scored within margin {cfg.margin} of each other; lower the margin, raise num_responses "
