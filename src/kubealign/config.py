@@ -226,7 +226,7 @@ class PreferencesConfig(Settings):
         512, ge=8, description="Token budget of a pair (prompt + response), as DPO will see it: pairs whose prompt "
         "leaves no room, or that become identical when truncated, are dropped; also the reward model's budget.")
     margin: float = Field(0.0, ge=0, description="Keep a pair only when best - worst weighted score exceeds this.")
-    num_prompts: int = Field(0, ge=0, description="Training prompts per round (seeded sample, by label); 0 = all.")
+    num_prompts: int = Field(0, ge=0, description="Training prompts per round (seeded sample, half harmful, half benign); 0 = all.")
     eval_fraction: float = Field(
         0.1, ge=0, lt=1, description="Share of pairs (by a seeded hash of the prompt) kept out of DPO training "
         "for its held-out metrics.")

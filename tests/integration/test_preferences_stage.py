@@ -190,5 +190,7 @@ def test_cli_split_then_run(tiny_model_dir: Path, tmp_path: Path, capsys: pytest
             "--set", "max_new_tokens=8"]
     assert main(args) == 0
     assert "pairs ->" in capsys.readouterr().out
+    labels = [json.loads(line)["label"] for line in (tmp_path / "o" / "candidates.jsonl").open()]
+    assert labels.count("harmful") == labels.count("benign") == 3 * 3  # half and half, K = 3 each
     assert main([*args, "--set", "num_responses=1"]) == 2
     assert "preferences settings: num_responses: Input should be greater than or equal to 2" in capsys.readouterr().err

@@ -128,3 +128,20 @@ def test_local_run_two_rounds(tiny_model_dir: Path, tiny_data: dict[str, str], t
         used = {json.loads(line)["prompt"] for line in (run_dir / t / "scores").open()}
         assert used and not used & held
     assert task_metrics(run_dir / "evaluate")["pairs.count"] >= 1
+
+
+def test_demo_config_resolves_and_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    """configs/demo-rlaif.yaml: every key is a parameter of the graph and every stage accepts its values."""
+    from kubealign import pipeline_params
+    from kubealign.graphs import pipeline
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "demo-rlaif.yaml"
+    func = pipeline("rlaif", rounds=2)
+    params = pipeline_params.resolve(func, {"base_model": "m", "sft_data": "s.jsonl"}, str(config), [])
+    pipeline_params.check_stage_settings(params, "rlaif")
+    assert params["prompts"] == "out/rlaif-prompts/train.jsonl"
+    assert params["eval_harmful_prompts"] == "out/rlaif-prompts/held_out/harmful.jsonl"
+    args = ["run", "rlaif", "--config", str(config), "--set", "base_model=m", "--set", "sft_data=s.jsonl"]
+    assert main([*args, "--set", "pref_num_responses=1"]) == 2
+    assert "num_responses: Input should be greater than or equal to 2 (got 1) [parameter pref_num_responses]" in (
+        capsys.readouterr().err)

@@ -52,6 +52,18 @@ def read_prompts(uri: str, judges: Judges) -> list[dict[str, Any]]:
     return rows
 
 
+def balanced_sample(rows: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
+    """`limit` prompts, split evenly between the labels present (the packaged train side is 80% harmful:
+    a share-keeping sample would teach refusing far more than serving); seeded, in file order."""
+    groups = {lab: [r for r in rows if r["label"] == lab] for lab in LABELS}
+    groups = {lab: g for lab, g in groups.items() if g}
+    out: list[dict[str, Any]] = []
+    for i, (lab, group) in enumerate(sorted(groups.items())):
+        share = limit // len(groups) + (1 if i < limit % len(groups) else 0)
+        out += stratified_sample(group, share, seed, "set", f"preferences:{lab}")
+    return out
+
+
 def score_candidates(constitution: Constitution, judges: Judges, rows: list[dict[str, Any]],
                      responses: list[list[str]]) -> list[dict[str, list[float]]]:
     """Per prompt: principle name -> one score per response (only the principles that apply to its label)."""
@@ -164,7 +176,7 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
     judges.check(constitution, cfg.constitution or "default constitution")
     rows = read_prompts(prompts_uri, judges)
     if cfg.num_prompts:
-        rows = stratified_sample(rows, cfg.num_prompts, cfg.seed + round_index, "label", "preferences")
+        rows = balanced_sample(rows, cfg.num_prompts, cfg.seed + round_index)
     model = models.load_causal_lm(policy_dir, stage.dtype, stage.device)
     convs = [[{"role": "user", "content": r["prompt"]}] for r in rows]
     k = cfg.num_responses
