@@ -2,7 +2,7 @@
 
     kubealign validate {sft|preference|safety} PATH [--report FILE]
     kubealign run {dpo|ppo} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
-    kubealign compile {dpo|ppo|rlaif} -o FILE [--profile FILE] [--rounds R]
+    kubealign compile {dpo|ppo|rlaif|rlaif_ppo} -o FILE [--profile FILE] [--rounds R]
     kubealign preferences split --out DIR | run --policy URI --prompts FILE --out DIR [--set key=value ...]
     kubealign guard --model URI "TEXT" | FILE.jsonl [--response TEXT] [--threshold T] [--json]
     kubealign judge refusal IN.jsonl --out OUT.jsonl [--backend heuristic|classifier|endpoint] [--model URI]
@@ -32,7 +32,7 @@ def demo_defaults(graph: str) -> dict[str, Any]:
 
     if graph == "safety":
         return {"base_model": str(prepare_demo_model()), "safety_data": str(DATA_DIR / "safety.jsonl")}
-    if graph == "rlaif":  # prompts: `kubealign preferences split` output, named in the config
+    if graph in ("rlaif", "rlaif_ppo"):  # prompts: `kubealign preferences split` output, named in the config
         return {"base_model": str(prepare_demo_model()), "sft_data": demo_sft_path()}
     return {
         "base_model": str(prepare_demo_model()),

@@ -135,5 +135,22 @@ def select_pair(totals: Sequence[float], margin: float) -> tuple[int, int] | Non
     return best, worst
 
 
-__all__ = ["Constitution", "DEFAULT_CONSTITUTION", "LABELS", "OUTCOMES", "Principle", "load_constitution",
+def accuracy_by_label(labels: Sequence[str | None], chosen: Sequence[float], rejected: Sequence[float],
+                      prefix: str = "eval/accuracy") -> dict[str, float]:
+    """A reward model's pair accuracy (chosen scored strictly above rejected) per kind of pair, with its
+    95% bootstrap interval: `<prefix>/<label>`, `.../low`, `.../high`, `.../n`. On pairs from the
+    default constitution, `harmful` pairs prefer the refusal and `benign` pairs prefer serving.
+    Pairs without a label are left out."""
+    from kubealign.stats import rate_interval
+
+    out: dict[str, float] = {}
+    for label in sorted({lab for lab in labels if lab}):
+        hits = [c > r for lab, c, r in zip(labels, chosen, rejected, strict=True) if lab == label]
+        iv = rate_interval(hits)
+        out.update({f"{prefix}/{label}": iv.estimate, f"{prefix}/{label}/low": iv.low,
+                    f"{prefix}/{label}/high": iv.high, f"{prefix}/{label}/n": float(iv.n)})
+    return out
+
+
+__all__ = ["Constitution", "accuracy_by_label", "DEFAULT_CONSTITUTION", "LABELS", "OUTCOMES", "Principle", "load_constitution",
            "parse_constitution", "select_pair", "weighted_totals"]

@@ -12,7 +12,7 @@ from typing import Any
 from kubealign.config import ConfigError
 
 MODULES = {"dpo": "kubealign.pipelines.dpo", "ppo": "kubealign.pipelines.ppo", "safety": "kubealign.pipelines.safety",
-           "rlaif": "kubealign.pipelines.rlaif"}
+           "rlaif": "kubealign.pipelines.rlaif", "rlaif_ppo": "kubealign.pipelines.rlaif_ppo"}
 ROUNDED = ("rlaif",)  # graphs whose build takes `rounds` (unrolled at compile time)
 GRAPHS: tuple[str, ...] = tuple(MODULES)
 

@@ -180,12 +180,16 @@ _SAFETY = (
     *_shared(("safety",), "save_every", "checkpoint_uri", *_TRACKING),
 )
 
+
 def _with_target(knobs: list[Knob], name: str, target: str) -> list[Knob]:
     """`knobs` with one more (stage, path) on the knob called `name`."""
     return [Knob(k.name, (*k.targets, tuple(target.split(":", 1)))) if k.name == name else k  # type: ignore[arg-type]
             for k in knobs]
 
 
+_PREF_KNOBS = (*(_k(f"pref_{n}", f"preferences:{n}") for n in (*(n for n in _PREF if n != "max_length"), "seed",
+                                                                 "judge_endpoint", "judge_model", "judge_api_key_env")),
+               _k("constitution", "preferences:constitution"))
 _RLAIF = (
     # one token budget: pairs that DPO could not fit are dropped when they are made
     *_with_target(_alignment_knobs(("sft", "dpo"), ("sft", "dpo"), ("sft", "dpo")), "max_length",
@@ -193,28 +197,30 @@ _RLAIF = (
     _k("dpo_learning_rate", "dpo:learning_rate"), _k("dpo_beta", "dpo:beta", "evaluate:beta"),
     _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_label_smoothing", "dpo:label_smoothing"),
     _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
-    *(_k(f"pref_{n}", f"preferences:{n}") for n in (*(n for n in _PREF if n != "max_length"), "seed", "judge_endpoint", "judge_model",
-                                                    "judge_api_key_env")),
-    _k("constitution", "preferences:constitution"),
+    *_PREF_KNOBS,
     *_release_knobs(), *_shared(("sft", "dpo", "evaluate"), *_TRACKING),
 )
+
+# the PPO graph with its reward model trained on constitution-judged pairs sampled from the SFT model
+_RLAIF_PPO = (*_with_target(list(_PPO_KNOBS), "max_length", "preferences:max_length"), *_PREF_KNOBS)
+_PROMPTS = Input("prompts", "Training prompts for the preference rounds: JSONL of {prompt, label: harmful|benign} "
+                 "(`kubealign preferences split` writes one from the packaged sets, keeping a held-out side for "
+                 "evaluation); a row without a label is labelled by safety_model.")
 
 INPUTS: dict[str, tuple[Input, ...]] = {
     "dpo": (*_MODEL_INPUTS, Input("model_name", "Model name in the registry.", "kubealign-dpo")),
     "ppo": (*_MODEL_INPUTS, Input("model_name", "Model name in the registry.", "kubealign-ppo")),
-    "rlaif": (*_MODEL_INPUTS[:2],
-              Input("prompts", "Training prompts for the preference rounds: JSONL of {prompt, label: harmful|benign} "
-                    "(`kubealign preferences split` writes one from the packaged sets, keeping a held-out side "
-                    "for evaluation); a row without a label is labelled by safety_model."),
-              *_MODEL_INPUTS[3:],
+    "rlaif": (*_MODEL_INPUTS[:2], _PROMPTS, *_MODEL_INPUTS[3:],
               Input("reward_model", "Reward model folder/URI for constitution principles judged by `reward`; "
                     "'' = none.", ""),
               Input("model_name", "Model name in the registry.", "kubealign-rlaif")),
+    "rlaif_ppo": (*_MODEL_INPUTS[:2], _PROMPTS, *_MODEL_INPUTS[3:],
+                  Input("model_name", "Model name in the registry.", "kubealign-rlaif-ppo")),
     "safety": (_MODEL_INPUTS[0], Input("safety_data", "Safety records (JSONL/Parquet of {messages, label, "
                                        "categories}), any fsspec URI or local path.")),
 }
 KNOBS: dict[str, tuple[Knob, ...]] = {"dpo": tuple(_DPO), "ppo": tuple(_PPO_KNOBS), "safety": tuple(_SAFETY),
-                                      "rlaif": tuple(_RLAIF)}
+                                      "rlaif": tuple(_RLAIF), "rlaif_ppo": tuple(_RLAIF_PPO)}
 
 
 # --- reading the settings ------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def test_tasks_reading_the_base_model_uri_are_keyed_on_its_digest(graph: str, co
     expected = {"dpo": {"data-prep", "data-prep-2", "sft", "merge-lora"},
                 "ppo": {"data-prep", "data-prep-2", "sft", "merge-lora"},
                 "safety": {"data-prep", "safety-classifier"},
-                "rlaif": {"data-prep", "sft", "merge-lora"}}[graph]
+                "rlaif": {"data-prep", "sft", "merge-lora"}, "rlaif_ppo": {"data-prep", "sft", "merge-lora"}}[graph]
     assert set(keyed) == expected and len(set(keyed.values())) == 1  # one digest of the model, read once
 
 

@@ -145,3 +145,25 @@ def test_demo_config_resolves_and_checks(capsys: pytest.CaptureFixture[str]) -> 
     assert main([*args, "--set", "pref_num_responses=1"]) == 2
     assert "num_responses: Input should be greater than or equal to 2 (got 1) [parameter pref_num_responses]" in (
         capsys.readouterr().err)
+
+
+def test_ppo_graph_with_constitution_pairs(tmp_path: Path) -> None:
+    """rlaif_ppo: the reward model and PPO read the preferences stage's pairs (sampled from the SFT model)."""
+    out = tmp_path / "rp.yaml"
+    assert main(["compile", "rlaif_ppo", "-o", str(out)]) == 0
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(next(yaml.safe_load_all(out.read_text())), spec, ignore_unknown_fields=False)
+    tasks = spec.root.dag.tasks
+    assert set(tasks["preferences"].dependent_tasks) == {"merge-lora"}
+    assert set(tasks["reward-model"].dependent_tasks) == {"merge-lora", "preferences"}
+    assert set(tasks["ppo"].dependent_tasks) == {"merge-lora", "preferences", "reward-model"}
+    for task in ("reward-model", "ppo", "evaluate"):
+        src = tasks[task].inputs.artifacts["data"].task_output_artifact
+        assert (src.producer_task, src.output_artifact_key) == ("preferences", "pairs"), task
+    assert "data-prep-2" not in tasks  # no fixed preference file in this graph
+    config = Path(__file__).resolve().parents[2] / "configs" / "demo-rlaif-ppo.yaml"
+    from kubealign import pipeline_params
+    from kubealign.graphs import pipeline
+
+    params = pipeline_params.resolve(pipeline("rlaif_ppo"), {"base_model": "m", "sft_data": "s.jsonl"}, str(config), [])
+    pipeline_params.check_stage_settings(params, "rlaif_ppo")

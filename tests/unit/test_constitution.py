@@ -116,3 +116,19 @@ def test_split_keeps_held_out_prompts_out_of_training(tmp_path: Path) -> None:
     assert split_prompt_sets(again, 0.3, 0) == counts
     assert (again / "train.jsonl").read_text() == (tmp_path / "train.jsonl").read_text()
     assert split_prompt_sets(tmp_path / "other", 0.3, 1) != counts
+
+
+def test_accuracy_by_label_by_hand() -> None:
+    from kubealign.constitution import accuracy_by_label
+
+    labels = ["harmful", "harmful", "harmful", "benign", "benign", None]
+    chosen = [1.0, 2.0, 0.0, 1.0, 0.0, 5.0]
+    rejected = [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]  # harmful: right, right, wrong; benign: right, tie (= wrong)
+    out = accuracy_by_label(labels, chosen, rejected)
+    assert out["eval/accuracy/harmful"] == pytest.approx(2 / 3) and out["eval/accuracy/harmful/n"] == 3
+    assert out["eval/accuracy/benign"] == pytest.approx(1 / 2) and out["eval/accuracy/benign/n"] == 2
+    for label in ("harmful", "benign"):
+        assert 0 <= out[f"eval/accuracy/{label}/low"] <= out[f"eval/accuracy/{label}"] <= \
+            out[f"eval/accuracy/{label}/high"] <= 1
+    assert out["eval/accuracy/benign/low"] == 0.0 and out["eval/accuracy/benign/high"] == 1.0  # n = 2: 0..1
+    assert not any("None" in k for k in out)  # unlabelled pairs are left out
