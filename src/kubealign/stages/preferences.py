@@ -193,10 +193,11 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
         raise ConfigError(f"preferences: no pair from {len(rows)} prompts x {k} responses: every prompt's responses "
                           f"scored within margin {cfg.margin} of each other; lower the margin, raise num_responses "
                           "or temperature")
-    held = [p for p in pairs if hash_unit(p["prompt"][0]["content"], cfg.seed) < cfg.eval_fraction]
-    if not held and len(pairs) > 1 and cfg.eval_fraction > 0:
-        held = pairs[-1:]  # DPO's held-out metrics need at least one pair
-    train = [p for p in pairs if p not in held]
+    held_idx = {i for i, p in enumerate(pairs) if hash_unit(p["prompt"][0]["content"], cfg.seed) < cfg.eval_fraction}
+    if not held_idx and len(pairs) > 1 and cfg.eval_fraction > 0:
+        held_idx = {len(pairs) - 1}  # DPO's held-out metrics need at least one pair
+    held = [p for i, p in enumerate(pairs) if i in held_idx]
+    train = [p for i, p in enumerate(pairs) if i not in held_idx]
     summary = {**summarise(pairs, candidates, rows, rejected, constitution), "pairs/train": float(len(train)),
                "pairs/eval": float(len(held))}
     with common.atomic_dir(out_dir) as tmp:
