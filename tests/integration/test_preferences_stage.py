@@ -194,3 +194,20 @@ def test_cli_split_then_run(tiny_model_dir: Path, tmp_path: Path, capsys: pytest
     assert labels.count("harmful") == labels.count("benign") == 3 * 3  # half and half, K = 3 each
     assert main([*args, "--set", "num_responses=1"]) == 2
     assert "preferences settings: num_responses: Input should be greater than or equal to 2" in capsys.readouterr().err
+
+
+def test_reward_model_judge(tiny_model_dir: Path, prompts_file: str, tmp_path: Path) -> None:
+    """A `reward` principle scored by a reward model: here the tiny causal LM loaded as one, whose fresh
+    score head starts at zero (kubealign.scoring.load_reward_model), so every reward is exactly 0.0."""
+    constitution = tmp_path / "c.yaml"
+    constitution.write_text(json.dumps({"principles": [
+        {"name": "rm", "text": "Higher reward.", "applies_to": "all", "judge": "reward", "prefers": "higher_reward"},
+        {"name": "concise", "text": "Be brief.", "applies_to": "all", "judge": "length", "prefers": "concise"}]}))
+    with pytest.raises(ConfigError, match=r"c.yaml: principles.0 \(rm\): judge 'reward' needs a reward model"):
+        preferences.run(_cfg(constitution=str(constitution)), str(tiny_model_dir), prompts_file, str(tmp_path / "x"))
+    preferences.run(_cfg(constitution=str(constitution)), str(tiny_model_dir), prompts_file, str(tmp_path / "o"),
+                    reward_model=str(tiny_model_dir))
+    candidates = _read(tmp_path / "o" / "candidates.jsonl")
+    assert len(candidates) == 24 and all(c["scores"]["rm"] == 0.0 for c in candidates)
+    for pair in _read(tmp_path / "o" / "train.jsonl"):
+        assert pair["provenance"]["judges"] == {"rm": "reward", "concise": "length"}
