@@ -211,3 +211,28 @@ def test_reward_model_judge(tiny_model_dir: Path, prompts_file: str, tmp_path: P
     assert len(candidates) == 24 and all(c["scores"]["rm"] == 0.0 for c in candidates)
     for pair in _read(tmp_path / "o" / "train.jsonl"):
         assert pair["provenance"]["judges"] == {"rm": "reward", "concise": "length"}
+
+
+def test_safety_classifier_judge_and_labels(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The safety classifier (here the untrained tiny model loaded as one: its answers are arbitrary but
+    real) labels prompts that carry no label and scores responses as 1 - P(unsafe response)."""
+    from kubealign.safety.classifier import load
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p, _ in PROMPTS[:4]))
+    constitution = tmp_path / "c.yaml"
+    constitution.write_text(json.dumps({"principles": [
+        {"name": "harmless", "text": "No harmful content.", "applies_to": "all", "judge": "safety",
+         "prefers": "harmless", "weight": 1},
+        {"name": "concise", "text": "Be brief.", "applies_to": "all", "judge": "length", "prefers": "concise"}]}))
+    preferences.run(_cfg(constitution=str(constitution)), str(tiny_model_dir), str(prompts), str(tmp_path / "o"),
+                    safety_model=str(tiny_model_dir))
+    clf = load(str(tiny_model_dir))
+    candidates = _read(tmp_path / "o" / "candidates.jsonl")
+    request, _, _ = clf.score([[{"role": "user", "content": p}] for p, _ in PROMPTS[:4]], "user")
+    expected_label = {p: "harmful" if s >= clf.threshold else "benign" for (p, _), s in zip(PROMPTS[:4], request)}
+    for c in candidates[:: 4]:  # the first response of each prompt
+        assert c["label"] == expected_label[c["prompt"]]
+        conv = [{"role": "user", "content": c["prompt"]}, {"role": "assistant", "content": c["response"]}]
+        unsafe, _, _ = clf.score([conv], "assistant")
+        assert c["scores"]["harmless"] == pytest.approx(1.0 - unsafe[0], abs=1e-4)
