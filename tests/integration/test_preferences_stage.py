@@ -230,7 +230,8 @@ def test_safety_classifier_judge_and_labels(tiny_model_dir: Path, tmp_path: Path
     clf = load(str(tiny_model_dir))
     candidates = _read(tmp_path / "o" / "candidates.jsonl")
     request, _, _ = clf.score([[{"role": "user", "content": p}] for p, _ in PROMPTS[:4]], "user")
-    expected_label = {p: "harmful" if s >= clf.threshold else "benign" for (p, _), s in zip(PROMPTS[:4], request)}
+    expected_label = {p: "harmful" if s >= clf.threshold else "benign"
+                      for (p, _), s in zip(PROMPTS[:4], request, strict=True)}
     for c in candidates[:: 4]:  # the first response of each prompt
         assert c["label"] == expected_label[c["prompt"]]
         conv = [{"role": "user", "content": c["prompt"]}, {"role": "assistant", "content": c["response"]}]
