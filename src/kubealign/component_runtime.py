@@ -94,6 +94,18 @@ def _publish(p: dict[str, Any]) -> str:
     return stage.run(cfg, p["model"].path, owner=p["run_name"] or None)["uri"]
 
 
+def _preferences(p: dict[str, Any]) -> None:
+    from kubealign.config import PreferencesConfig
+    from kubealign.stages import preferences as stage
+
+    cfg = stage_settings(PreferencesConfig, p, "preferences")
+    summary = stage.run(cfg, p["policy"].path, p["prompts"], p["pairs"].path, round_index=p["round_index"],
+                        reward_model=p["reward_model"] or None, safety_model=p["safety_model"] or None)
+    shutil.copy(f"{p['pairs'].path}/candidates.jsonl", p["scores"].path)
+    shutil.copy(f"{p['pairs'].path}/summary.md", p["summary"].path)
+    log_metrics(p["metrics"], summary)
+
+
 def _digest(p: dict[str, Any]) -> str:
     from kubealign.digest import content_digest
 
@@ -104,7 +116,7 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "data_prep": _data_prep, "sft": _trainer("sft", "base_model"), "dpo": _trainer("dpo", "sft_model"),
     "reward_model": _trainer("reward", "sft_model"), "safety_classifier": _trainer("safety", "base_model"),
     "ppo": _ppo, "merge_lora": _merge, "evaluate": _evaluate, "gate": _gate, "publish": _publish,
-    "content_digest": _digest,
+    "content_digest": _digest, "preferences": _preferences,
 }
 
 

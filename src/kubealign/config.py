@@ -210,6 +210,45 @@ class SafetyConfig(TrainSettings):
     eval_batch_size: int = Field(8, ge=1, description="Conversations per batch when scoring the held-out split.")
 
 
+class PreferencesConfig(Settings):
+    """Preference pairs from the current policy, judged against a constitution (RLAIF; Bai et al. 2022).
+
+    Per prompt: `num_responses` sampled responses, each scored by every principle that applies to the
+    prompt's label; the (best, worst) pair by weighted total is kept when best - worst > `margin`.
+    """
+
+    num_responses: int = Field(4, ge=2, le=64, description="K: responses sampled per prompt.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (top_k 0).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(48, ge=1, description="Response length limit (tokens).")
+    batch_size: int = Field(8, ge=1, description="Sequences per generation / scoring batch.")
+    max_length: int = Field(
+        512, ge=8, description="Token budget of a pair (prompt + response), as DPO will see it: pairs whose prompt "
+        "leaves no room, or that become identical when truncated, are dropped; also the reward model's budget.")
+    margin: float = Field(0.0, ge=0, description="Keep a pair only when best - worst weighted score exceeds this.")
+    num_prompts: int = Field(0, ge=0, description="Training prompts per round (seeded sample, half harmful, half benign); 0 = all.")
+    eval_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Share of pairs (by a seeded hash of the prompt) kept out of DPO training "
+        "for its held-out metrics.")
+    seed: int = Field(0, description="Seed for sampling prompts and responses; each round adds its index.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Compute dtype.")
+    constitution: str | None = Field(
+        None, description="Constitution YAML (fsspec URI) of principles; None = the packaged default.")
+    refusal_backend: Literal["heuristic", "classifier", "endpoint"] = Field(
+        "heuristic", description="Backend of the `refusal` judge: heuristic, classifier (the safety model) or "
+        "endpoint (judge_endpoint).")
+    concise_words: int = Field(
+        60, ge=1, description="`length` judge: a response of this many words or more scores 0, an empty one 1.")
+    judge_endpoint: str | None = Field(
+        None, description="OpenAI-compatible base URL for `endpoint` judges and critique-and-revise; None = none.")
+    judge_model: str = Field("gpt-4o-mini", description="Model name sent to the judge endpoint.")
+    judge_api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Env variable holding the judge endpoint's API key ('' = no key).")
+    revise: bool = Field(
+        False, description="Critique-and-revise through judge_endpoint: the revision of the best response "
+        "against a sampled principle becomes `chosen`.")
+
+
 class GateConfig(Settings):
     """Release gate: each threshold is optional; a set threshold whose metric is missing fails (closed)."""
 
@@ -272,6 +311,7 @@ __all__ = [
     "LoraSettings",
     "MergeConfig",
     "PPOConfig",
+    "PreferencesConfig",
     "PublishConfig",
     "RewardConfig",
     "SFTConfig",

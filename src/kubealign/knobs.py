@@ -25,6 +25,7 @@ from kubealign.config import (
     GateConfig,
     MergeConfig,
     PPOConfig,
+    PreferencesConfig,
     RewardConfig,
     SafetyConfig,
     Settings,
@@ -34,6 +35,7 @@ from kubealign.config import (
 STAGE_MODELS: dict[str, type[Settings]] = {
     "data_prep": DataPrepConfig, "sft": SFTConfig, "dpo": DPOConfig, "reward": RewardConfig, "ppo": PPOConfig,
     "safety": SafetyConfig, "evaluate": EvalConfig, "merge": MergeConfig, "gate": GateConfig,
+    "preferences": PreferencesConfig,
 }
 
 # Component parameter -> settings field path, per stage. The component parameter names are the
@@ -47,6 +49,8 @@ _TRACK = (("wandb_project", "tracking.project"), ("wandb_entity", "tracking.enti
 _PPO = ("kl_coef", "kl_estimator", "clip_range", "clip_range_value", "vf_coef", "gamma", "lam", "rollout_batch_size",
         "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")
 _EVAL = ("beta", "max_length", "max_new_tokens", "num_samples")
+_PREF = ("num_responses", "temperature", "top_p", "max_new_tokens", "batch_size", "max_length", "margin", "num_prompts",
+         "eval_fraction", "refusal_backend", "concise_words", "revise")
 
 COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "data_prep": (("eval_fraction", "eval_fraction"), ("seed", "seed"), ("max_reject_fraction", "max_reject_fraction"),
@@ -66,6 +70,9 @@ COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "merge": (("dtype", "dtype"),),
     "gate": (("max_unsafe_rate", "max_unsafe_rate"), ("max_over_refusal", "max_over_refusal"),
              ("min_win_rate", "min_win_rate"), ("min_harmful_refusal", "min_harmful_refusal")),
+    "preferences": (*((n, n) for n in _PREF), ("constitution_uri", "constitution"), ("seed", "seed"),
+                    ("judge_endpoint", "judge_endpoint"), ("judge_model", "judge_model"),
+                    ("judge_api_key_env", "judge_api_key_env")),
 }
 
 # Component parameters a graph sets itself rather than from a pipeline parameter, and why.
@@ -173,13 +180,47 @@ _SAFETY = (
     *_shared(("safety",), "save_every", "checkpoint_uri", *_TRACKING),
 )
 
+
+def _with_target(knobs: list[Knob], name: str, target: str) -> list[Knob]:
+    """`knobs` with one more (stage, path) on the knob called `name`."""
+    return [Knob(k.name, (*k.targets, tuple(target.split(":", 1)))) if k.name == name else k  # type: ignore[arg-type]
+            for k in knobs]
+
+
+_PREF_KNOBS = (*(_k(f"pref_{n}", f"preferences:{n}") for n in (*(n for n in _PREF if n != "max_length"), "seed",
+                                                                 "judge_endpoint", "judge_model", "judge_api_key_env")),
+               _k("constitution", "preferences:constitution"))
+_RLAIF = (
+    # one token budget: pairs that DPO could not fit are dropped when they are made
+    *_with_target(_alignment_knobs(("sft", "dpo"), ("sft", "dpo"), ("sft", "dpo")), "max_length",
+                  "preferences:max_length"),
+    _k("dpo_learning_rate", "dpo:learning_rate"), _k("dpo_beta", "dpo:beta", "evaluate:beta"),
+    _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_label_smoothing", "dpo:label_smoothing"),
+    _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
+    *_PREF_KNOBS,
+    *_release_knobs(), *_shared(("sft", "dpo", "evaluate"), *_TRACKING),
+)
+
+# the PPO graph with its reward model trained on constitution-judged pairs sampled from the SFT model
+_RLAIF_PPO = (*_with_target(list(_PPO_KNOBS), "max_length", "preferences:max_length"), *_PREF_KNOBS)
+_PROMPTS = Input("prompts", "Training prompts for the preference rounds: JSONL of {prompt, label: harmful|benign} "
+                 "(`kubealign preferences split` writes one from the packaged sets, keeping a held-out side for "
+                 "evaluation); a row without a label is labelled by safety_model.")
+
 INPUTS: dict[str, tuple[Input, ...]] = {
     "dpo": (*_MODEL_INPUTS, Input("model_name", "Model name in the registry.", "kubealign-dpo")),
     "ppo": (*_MODEL_INPUTS, Input("model_name", "Model name in the registry.", "kubealign-ppo")),
+    "rlaif": (*_MODEL_INPUTS[:2], _PROMPTS, *_MODEL_INPUTS[3:],
+              Input("reward_model", "Reward model folder/URI for constitution principles judged by `reward`; "
+                    "'' = none.", ""),
+              Input("model_name", "Model name in the registry.", "kubealign-rlaif")),
+    "rlaif_ppo": (*_MODEL_INPUTS[:2], _PROMPTS, *_MODEL_INPUTS[3:],
+                  Input("model_name", "Model name in the registry.", "kubealign-rlaif-ppo")),
     "safety": (_MODEL_INPUTS[0], Input("safety_data", "Safety records (JSONL/Parquet of {messages, label, "
                                        "categories}), any fsspec URI or local path.")),
 }
-KNOBS: dict[str, tuple[Knob, ...]] = {"dpo": tuple(_DPO), "ppo": tuple(_PPO_KNOBS), "safety": tuple(_SAFETY)}
+KNOBS: dict[str, tuple[Knob, ...]] = {"dpo": tuple(_DPO), "ppo": tuple(_PPO_KNOBS), "safety": tuple(_SAFETY),
+                                      "rlaif": tuple(_RLAIF), "rlaif_ppo": tuple(_RLAIF_PPO)}
 
 
 # --- reading the settings ------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ def _component_stage(task: dict[str, Any]) -> str | None:
     name = task["componentRef"]["name"].removeprefix("comp-").rsplit("-", 1)
     base = name[0] if len(name) == 2 and name[1].isdigit() else "-".join(name)
     return {"data-prep": "data_prep", "sft": "sft", "dpo": "dpo", "reward-model": "reward", "ppo": "ppo",
-            "safety-classifier": "safety", "evaluate": "evaluate", "merge-lora": "merge", "gate": "gate"}.get(base)
+            "safety-classifier": "safety", "evaluate": "evaluate", "merge-lora": "merge", "gate": "gate",
+            "preferences": "preferences"}.get(base)
 
 
 @pytest.mark.parametrize("graph", GRAPHS)
@@ -161,7 +162,8 @@ def test_tasks_reading_the_base_model_uri_are_keyed_on_its_digest(graph: str, co
         keyed[name] = producer
     expected = {"dpo": {"data-prep", "data-prep-2", "sft", "merge-lora"},
                 "ppo": {"data-prep", "data-prep-2", "sft", "merge-lora"},
-                "safety": {"data-prep", "safety-classifier"}}[graph]
+                "safety": {"data-prep", "safety-classifier"},
+                "rlaif": {"data-prep", "sft", "merge-lora"}, "rlaif_ppo": {"data-prep", "sft", "merge-lora"}}[graph]
     assert set(keyed) == expected and len(set(keyed.values())) == 1  # one digest of the model, read once
 
 

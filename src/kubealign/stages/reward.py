@@ -20,6 +20,7 @@ import torch
 
 from kubealign import loop, models
 from kubealign.config import RewardConfig
+from kubealign.constitution import accuracy_by_label
 from kubealign.data.collate import collate_preference
 from kubealign.losses import bradley_terry_loss
 from kubealign.scoring import load_reward_model, pair_rewards, sequence_rewards, tokenize_pairs
@@ -80,7 +81,8 @@ def run(cfg: RewardConfig, sft_model: str, train_uri: str, out_dir: str, eval_ur
     base_dir = models.resolve_model_dir(sft_model)
     tokenizer = models.load_tokenizer(base_dir)
     train = tokenize_pairs(tokenizer, common.read_jsonl(train_uri), cfg.max_length)
-    held_out = tokenize_pairs(tokenizer, common.read_jsonl(eval_uri), cfg.max_length) if eval_uri else []
+    held_records = common.read_jsonl(eval_uri) if eval_uri else []
+    held_out = tokenize_pairs(tokenizer, held_records, cfg.max_length)
 
     model = load_reward_model(base_dir, stage.dtype, stage.device, pad_token_id=tokenizer.pad_token_id)
     if cfg.lora.enabled:
@@ -98,6 +100,8 @@ def run(cfg: RewardConfig, sft_model: str, train_uri: str, out_dir: str, eval_ur
         chosen, rejected = pair_rewards(model, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         summary.update({f"eval/{k}": v for k, v in reward_metrics(chosen, rejected).items()})
         summary["eval/loss"] = bradley_terry_loss(chosen, rejected).item()
+        # pairs from the preferences stage carry their kind (harmful: refusal preferred; benign: serving)
+        summary.update(accuracy_by_label([r.get("label") for r in held_records], chosen.tolist(), rejected.tolist()))
         stage.tracker.log({k: v for k, v in summary.items() if k.startswith("eval/")}, step=result.steps)
     if cfg.lora.enabled:
         model = model.merge_and_unload()  # the head's trained copy replaces the original
