@@ -101,7 +101,15 @@ def test_validate_without_object_store_credentials_is_one_line(monkeypatch: pyte
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    assert main(["validate", "sft", "s3://bucket/x.jsonl"]) == 2
+    import s3fs
+
+    # fsspec caches clients by their arguments: neither an earlier test's (moto credentials) nor this
+    # test's credential-less one may be reused across the boundary.
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        assert main(["validate", "sft", "s3://bucket/x.jsonl"]) == 2
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
     captured = capsys.readouterr()
     assert captured.err.strip() == ("kubealign validate: error: object store (s3://bucket/x.jsonl): "
                                     "NoCredentialsError: Unable to locate credentials")
