@@ -74,6 +74,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--only", choices=["dpo", "sft"], default=None)
+    p.add_argument("--no-padded", action="store_true", help="skip kubealign's padding_free=off side (saves time)")
     a = p.parse_args()
     if a.model is None:
         from kubealign.demo_model import prepare_demo_model
@@ -84,7 +85,8 @@ def main() -> None:
         for algo in [a.only] if a.only else ["dpo", "sft"]:
             init = Path(tmp) / f"init-lora-{algo}.safetensors"
             results = {("TRL" if impl == "trl" else f"kubealign padding_free={pf}"):
-                       run_side(algo, impl, pf, a, init, Path(tmp)) for impl, pf in SIDES[algo]}
+                       run_side(algo, impl, pf, a, init, Path(tmp)) for impl, pf in SIDES[algo]
+                       if not (a.no_padded and impl == "kubealign" and pf == "off")}
             data = str(ROOT / "bench" / "data" / ("dpo_pairs.jsonl" if algo == "dpo" else "sft.jsonl"))
             report(algo, results, a.pairs, real_tokens(algo, a.model, data, a.pairs, a.max_length))
     print(f"load average after: {os.getloadavg()}", flush=True)
