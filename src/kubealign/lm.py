@@ -83,8 +83,10 @@ def token_logprobs(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.T
 
 def _trunk_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """The decoder stack and output projection of a (PEFT-wrapped) causal LM; None when unreachable."""
-    if distributed.unwrap(model) is not model:
-        return None  # DDP/FSDP sync gradients in their own forward: calling inside would bypass it
+    if distributed.unwrap(model) is not model or distributed.world()[1] > 1:
+        # DDP and FSDP2 (which shards in place, no wrapper) gather/sync in the root module's forward:
+        # calling the trunk inside would bypass it
+        return None
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     trunk = getattr(base, getattr(base, "base_model_prefix", ""), None)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
