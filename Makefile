@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-ppo run-safety run-rlaif run-rlaif-ppo test test-slow lint compile images image-cuda test-containers clean
+.PHONY: run run-ppo run-safety run-rlaif run-rlaif-ppo test test-slow lint compile images image-cuda test-containers clean bench gpu-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -49,6 +49,26 @@ $(TOOLS): $(STAMP)
 test: $(STAMP) $(TOOLS)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The TRL bench (issue 11; not part of `make test`). .venv-bench sees .venv's packages through a .pth
+# file, so torch, transformers and peft are the very same installs; only TRL and its extras
+# (datasets) live in it. BENCH_ARGS e.g. "--pairs 16 --batch-size 4 --max-length 512 --only dpo".
+BENCH_STAMP := .venv-bench/.installed
+$(BENCH_STAMP): $(STAMP)
+	python3 -m venv .venv-bench
+	$(PY) -c "import site; print(site.getsitepackages()[0])" > \
+	  "$$(.venv-bench/bin/python -c 'import site; print(site.getsitepackages()[0])')/kubealign-venv.pth"
+	.venv-bench/bin/pip install -q --disable-pip-version-check trl==1.16.0
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(VENV)/bin/kubealign prepare-demo
+	uptime
+	PYTHONPATH=src .venv-bench/bin/python bench/run.py $(BENCH_ARGS)
+
+# On a machine with a GPU: bf16 DPO steps, SmolLM2-135M and a 7B-shaped model (scripts/gpu_check.py).
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

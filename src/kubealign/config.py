@@ -76,6 +76,25 @@ class TrainSettings(Settings):
         description="With several processes: ddp = every process holds the whole model (accelerate's DDP); "
         "fsdp = parameters, gradients and optimizer state sharded across processes (accelerate's FSDP2).",
     )
+    padding_free: bool = Field(
+        True,
+        description="Pack each micro-batch's sequences end to end (position ids restart per sequence, attention "
+        "stays within a sequence) instead of padding them to the longest; batch_size still counts examples. "
+        "Used by the SFT and DPO stages.",
+    )
+    pack_length: int = Field(
+        0, ge=0,
+        description="Tokens per packed row; 0 = max_length (rows of at most one sequence's length keep the "
+        "attention cost of a block-diagonal mask at or below the padded batch's).",
+    )
+    logprob_chunk: int = Field(
+        1024, ge=1,
+        description="Response positions per chunk of the output projection + log-softmax: the largest "
+        "vocabulary-wide tensor is (logprob_chunk, vocab).",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute decoder-layer activations in the backward pass: less memory, ~30% more compute."
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings)  # type: ignore[arg-type]
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[arg-type]
 
@@ -107,6 +126,11 @@ class DPOConfig(TrainSettings):
         "sigmoid", description="Preference loss: sigmoid (DPO), ipo, hinge (SLiC), robust."
     )
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="cDPO / robust DPO label noise.")
+    reference_logps: Literal["precomputed", "on_the_fly"] = Field(
+        "precomputed",
+        description="precomputed = the frozen reference scores every training pair once, before training (kept "
+        "with the checkpoints, so a resume reuses it); on_the_fly = a reference forward pass in every step.",
+    )
 
 
 class RewardConfig(TrainSettings):

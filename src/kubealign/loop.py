@@ -94,7 +94,8 @@ def data_digest(uri: str) -> str:
 
 
 # Settings that change neither the trained weights nor the data order: a rerun that changes only them resumes.
-UNKEYED = frozenset({"tracking", "checkpoint_uri", "log_every", "save_every", "sample_every"})
+UNKEYED = frozenset({"tracking", "checkpoint_uri", "log_every", "save_every", "sample_every",
+                     "gradient_checkpointing"})
 
 
 def run_key(stage: str, settings: Any, data: Sequence[str | None] = (), model_dirs: Sequence[str | Path] = (),

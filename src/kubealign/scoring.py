@@ -21,10 +21,9 @@ from typing import Any
 
 import torch
 
-from kubealign import distributed, models
+from kubealign import distributed, lm, models
 from kubealign.data.chat import Messages, render_ids, tokenize_preference, tokenize_prompt
 from kubealign.data.collate import collate_preference
-from kubealign.ops import sequence_logprobs
 from kubealign.rollout import last_index, position_ids
 
 # ---------------------------------------------------------------------------
@@ -37,10 +36,14 @@ def tokenize_pairs(tokenizer: Any, records: list[dict[str, Any]], max_length: in
     return [tokenize_preference(tokenizer, r["prompt"], r["chosen"], r["rejected"], max_length) for r in records]
 
 
-def batch_pair_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed response log-probs of the chosen (B,) and rejected (B,) halves of a (2B, T) batch."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    logps, _ = sequence_logprobs(logits.float(), batch["labels"])
+def batch_pair_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                        chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed response log-probs of the chosen (B,) and rejected (B,) halves of a 2B-sequence batch.
+
+    The batch is padded (2B, T) or packed (`collate_preference(padding_free=True)`); only response
+    positions reach the output projection, `chunk` of them at a time (`kubealign.lm`).
+    """
+    logps, _ = lm.sequence_logprobs(model, batch, lm.n_sequences(batch), chunk)
     half = logps.shape[0] // 2
     return logps[:half], logps[half:]
 
@@ -49,14 +52,15 @@ def batch_pair_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) 
 def _over_pairs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
                 device: torch.device,
                 score: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
+                padding_free: bool = False, capacity: int | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`score` of every pair in batches, in eval mode (restored after); (N,) chosen and (N,) rejected."""
     was_training = model.training
     model.eval()
     chosen, rejected = [], []
     for i in range(0, len(examples), batch_size):
-        batch = {k: v.to(device) for k, v in collate_preference(examples[i : i + batch_size], pad_id).items()}
-        c, r = score(batch)
+        batch = collate_preference(examples[i : i + batch_size], pad_id, padding_free, capacity)
+        c, r = score({k: v.to(device) for k, v in batch.items()})
         chosen.append(c.cpu())
         rejected.append(r.cpu())
     model.train(was_training)
@@ -64,9 +68,11 @@ def _over_pairs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: 
 
 
 def pair_logprobs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                  device: torch.device, padding_free: bool = False, capacity: int | None = None,
+                  chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log-probs of the chosen and the rejected response of every pair, shape (N,) each."""
-    return _over_pairs(model, examples, pad_id, batch_size, device, lambda b: batch_pair_logprobs(model, b))
+    return _over_pairs(model, examples, pad_id, batch_size, device, lambda b: batch_pair_logprobs(model, b, chunk),
+                       padding_free, capacity)
 
 
 def pair_rewards(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,

@@ -1,11 +1,18 @@
-"""Batching tokenized examples into padded tensors (right padding, labels IGNORE_INDEX on padding).
+"""Batching tokenized examples into tensors: padded (right padding) or packed (padding-free).
 
-Shapes: B = examples in the batch, T = longest sequence in it.
+Padded: B = examples in the batch, T = longest sequence in it; labels IGNORE_INDEX on padding.
+Packed: the sequences are laid end to end in R rows of at most `capacity` tokens (first fit, longest
+first), `position_ids` restart at 0 for every sequence and there is no attention mask, so the model
+attends within each sequence only (transformers builds the block-diagonal mask from the positions).
+`segment_ids` gives the sequence (its index in the padded layout) of each token, -1 on the tail
+padding of a row; the first token of each sequence carries IGNORE_INDEX, as it does when padded
+(nothing before it predicts it), so a label is never predicted across a sequence boundary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -29,17 +36,70 @@ def _pad(rows: Sequence[Sequence[int]], labels: Sequence[Sequence[int]], pad_id:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": label_ids}
 
 
-def collate_sft(examples: Sequence[Mapping[str, Sequence[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Examples from `tokenize_sft` -> input_ids, attention_mask, labels, each (B, T) long."""
+def _rows_first_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Sequence indices per row: longest first, each into the first row with room (first-fit decreasing)."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = next((k for k, free in enumerate(room) if free >= lengths[i]), None)
+        if r is None:
+            rows.append([])
+            room.append(capacity)
+            r = len(rows) - 1
+        rows[r].append(i)
+        room[r] -= lengths[i]
+    return rows
+
+
+def _pack(seqs: Sequence[Sequence[int]], labels: Sequence[Sequence[int]], pad_id: int,
+          capacity: int | None) -> dict[str, torch.Tensor]:
+    """Sequences packed into rows of at most `capacity` tokens (None: one row); see the module doc."""
+    if not seqs:
+        raise ValueError("cannot collate an empty batch")
+    lengths = [len(s) for s in seqs]
+    for i, (ids, lab) in enumerate(zip(seqs, labels, strict=True)):
+        if len(ids) != len(lab):
+            raise ValueError(f"example {i}: {len(ids)} input_ids but {len(lab)} labels")
+    layout = _rows_first_fit(lengths, max(capacity or sum(lengths), max(lengths)))
+    width = max(sum(lengths[i] for i in row) for row in layout)
+    out = {"input_ids": torch.full((len(layout), width), pad_id, dtype=torch.long),
+           "labels": torch.full((len(layout), width), IGNORE_INDEX, dtype=torch.long),
+           "position_ids": torch.zeros((len(layout), width), dtype=torch.long),
+           "segment_ids": torch.full((len(layout), width), -1, dtype=torch.long)}
+    for r, row in enumerate(layout):
+        at = 0
+        for i in row:
+            n = lengths[i]
+            out["input_ids"][r, at : at + n] = torch.tensor(seqs[i], dtype=torch.long)
+            out["labels"][r, at + 1 : at + n] = torch.tensor(labels[i][1:], dtype=torch.long)
+            out["position_ids"][r, at : at + n] = torch.arange(n)
+            out["segment_ids"][r, at : at + n] = i
+            at += n
+        out["position_ids"][r, at:] = torch.arange(width - at)  # the tail is a sequence of its own, unscored
+    return out
+
+
+def collate_sft(examples: Sequence[Mapping[str, Sequence[int]]], pad_id: int, padding_free: bool = False,
+                capacity: int | None = None) -> dict[str, torch.Tensor]:
+    """Examples from `tokenize_sft` -> input_ids, attention_mask, labels, each (B, T) long.
+
+    `padding_free`: packed instead (input_ids, labels, position_ids, segment_ids, each (R, L) long).
+    """
+    if padding_free:
+        return _pack([e["input_ids"] for e in examples], [e["labels"] for e in examples], pad_id, capacity)
     return _pad([e["input_ids"] for e in examples], [e["labels"] for e in examples], pad_id)
 
 
-def collate_preference(examples: Sequence[Mapping[str, Sequence[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+def collate_preference(examples: Sequence[Mapping[str, Any]], pad_id: int, padding_free: bool = False,
+                       capacity: int | None = None) -> dict[str, torch.Tensor]:
     """Examples from `tokenize_preference` -> input_ids, attention_mask, labels, each (2B, T) long.
 
     Rows 0..B-1 are prompt + chosen, rows B..2B-1 prompt + rejected of the same examples, so one
     forward pass scores both and `logps[:B]`, `logps[B:]` split them. Labels are IGNORE_INDEX on the
     prompt and the padding: only response tokens count in the sequence log-probability.
+    `padding_free`: packed instead, with segment ids 0..B-1 chosen and B..2B-1 rejected (module doc).
+    Examples that carry precomputed reference log-probs (`ref_chosen`, `ref_rejected`) add
+    `ref_logps` (2B,) float32 in the same order.
     """
     rows, labels = [], []
     for key in ("chosen_ids", "rejected_ids"):
@@ -47,7 +107,11 @@ def collate_preference(examples: Sequence[Mapping[str, Sequence[int]]], pad_id: 
             prompt, response = list(e["prompt_ids"]), list(e[key])
             rows.append(prompt + response)
             labels.append([IGNORE_INDEX] * len(prompt) + response)
-    return _pad(rows, labels, pad_id)
+    out = _pack(rows, labels, pad_id, capacity) if padding_free else _pad(rows, labels, pad_id)
+    if examples and "ref_chosen" in examples[0]:
+        out["ref_logps"] = torch.tensor([e[k] for k in ("ref_chosen", "ref_rejected") for e in examples],
+                                        dtype=torch.float32)
+    return out
 
 
 __all__ = ["collate_preference", "collate_sft"]

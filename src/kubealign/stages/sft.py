@@ -11,33 +11,34 @@ from typing import Any
 
 import torch
 
-from kubealign import distributed, loop, models
+from kubealign import distributed, lm, loop, models
 from kubealign.config import SFTConfig
 from kubealign.data.chat import tokenize_sft
 from kubealign.data.collate import collate_sft
-from kubealign.losses import sft_loss
 from kubealign.stages import common
 
 
-def sft_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], int]:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    loss = sft_loss(logits, batch["labels"])
-    return loss, {"response_tokens": float((batch["labels"] != -100).sum())}, int(batch["attention_mask"].sum())
+def sft_step(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+             chunk: int = 1024) -> tuple[torch.Tensor, dict[str, float], int]:
+    """Token-mean NLL of the response tokens of a padded or packed batch (`kubealign.lm`)."""
+    logps, _ = lm.scored_token_logprobs(model, batch, chunk)
+    return -logps.mean(), {"response_tokens": float(logps.numel())}, lm.real_tokens(batch)
 
 
 @torch.no_grad()
 def eval_loss(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
-              device: torch.device) -> float:
+              device: torch.device, padding_free: bool = False, capacity: int | None = None,
+              chunk: int = 1024) -> float:
     """Token-weighted mean NLL over the response tokens of `examples`."""
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        batch = {k: v.to(device) for k, v in collate_sft(examples[i : i + batch_size], pad_id).items()}
-        n = int((batch["labels"][:, 1:] != -100).sum())
-        if n:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            total += sft_loss(logits.float(), batch["labels"]).item() * n
-            count += n
+        batch = collate_sft(examples[i : i + batch_size], pad_id, padding_free, capacity)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if int((batch["labels"][:, 1:] != -100).sum()):
+            logps, _ = lm.scored_token_logprobs(model, batch, chunk)
+            total -= logps.sum().item()
+            count += logps.numel()
     model.train()
     return total / count if count else float("nan")
 
@@ -64,12 +65,17 @@ def run(cfg: SFTConfig, base_model: str, train_uri: str, out_dir: str, eval_uri:
     # a base model is named by its URI (hashing a large model's weights on every start would cost minutes)
     run_id = loop.run_key("sft", cfg, data=[train_uri],
                           extra=[base_model, loop.data_digest(str(base_dir / "config.json"))])
-    result = loop.train(model, train, partial(collate_sft, pad_id=tokenizer.pad_token_id), sft_step, cfg,
+    if cfg.gradient_checkpointing:
+        lm.enable_gradient_checkpointing(model)
+    capacity = cfg.pack_length or cfg.max_length
+    collate = partial(collate_sft, pad_id=tokenizer.pad_token_id, padding_free=cfg.padding_free, capacity=capacity)
+    result = loop.train(model, train, collate, partial(sft_step, chunk=cfg.logprob_chunk), cfg,
                         stage.tracker, run_id, desc="sft", on_step=on_step)
 
     summary = {"train/loss": result.metrics.get("loss", float("nan")), "steps": float(result.steps),
                "tokens_per_s": result.tokens_per_s}
     if held_out:
-        summary["eval/loss"] = eval_loss(model, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device)
+        summary["eval/loss"] = eval_loss(model, held_out, tokenizer.pad_token_id, cfg.batch_size, stage.device,
+                                         cfg.padding_free, capacity, cfg.logprob_chunk)
     meta = {"stage": "sft", "base_model": str(base_dir), "lora": cfg.lora.enabled, "run_id": run_id}
     return common.save_trained(stage, out_dir, model, tokenizer, meta, summary, result.history, result.state_dict)
