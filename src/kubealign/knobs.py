@@ -46,6 +46,7 @@ _TRAIN = (("learning_rate", "learning_rate"), ("epochs", "epochs"), ("max_steps"
           ("save_every", "save_every"), ("checkpoint_root", "checkpoint_uri"))
 _TRACK = (("wandb_project", "tracking.project"), ("wandb_entity", "tracking.entity"),
           ("wandb_mode", "tracking.mode"), ("run_group", "tracking.group"))
+_SPEED = (("padding_free", "padding_free"), ("gradient_checkpointing", "gradient_checkpointing"))
 _PPO = ("kl_coef", "kl_estimator", "clip_range", "clip_range_value", "vf_coef", "gamma", "lam", "rollout_batch_size",
         "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")
 _EVAL = ("beta", "max_length", "max_new_tokens", "num_samples")
@@ -55,9 +56,9 @@ _PREF = ("num_responses", "temperature", "top_p", "max_new_tokens", "batch_size"
 COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "data_prep": (("eval_fraction", "eval_fraction"), ("seed", "seed"), ("max_reject_fraction", "max_reject_fraction"),
                   ("max_length", "max_length"), ("tokenizer_uri", "tokenizer")),
-    "sft": (*_TRAIN, ("distributed", "distributed"), *_TRACK),
+    "sft": (*_TRAIN, ("distributed", "distributed"), *_SPEED, *_TRACK),
     "dpo": (("beta", "beta"), ("loss_type", "loss_type"), ("label_smoothing", "label_smoothing"), *_TRAIN,
-            ("distributed", "distributed"), *_TRACK),
+            ("distributed", "distributed"), *_SPEED, ("reference_logps", "reference_logps"), *_TRACK),
     "reward": (("center_coef", "center_coef"), *_TRAIN, *_TRACK),
     "ppo": (*((n, n) for n in _PPO), *_TRAIN, ("sample_every", "sample_every"), *_TRACK),
     "safety": (("taxonomy_uri", "taxonomy"), ("threshold", "threshold"), ("shuffle_categories", "shuffle_categories"),
@@ -159,6 +160,7 @@ _DPO = (
     _k("dpo_learning_rate", "dpo:learning_rate"), _k("dpo_beta", "dpo:beta", "evaluate:beta"),
     _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_label_smoothing", "dpo:label_smoothing"),
     _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
+    *_shared(("sft", "dpo"), "padding_free", "gradient_checkpointing"), _k("dpo_reference_logps", "dpo:reference_logps"),
     *_release_knobs(), *_shared(("sft", "dpo", "evaluate"), *_TRACKING),
 )
 _PPO_KNOBS = (
@@ -169,7 +171,7 @@ _PPO_KNOBS = (
         "learning_rate", "kl_coef", "kl_estimator", "clip_range", "clip_range_value", "vf_coef", "gamma", "lam",
         "rollout_batch_size", "batch_size", "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")),
     _k("ppo_prompt_epochs", "ppo:epochs"), _k("ppo_max_steps", "ppo:max_steps"),
-    _k("ppo_sample_every", "ppo:sample_every"),
+    _k("ppo_sample_every", "ppo:sample_every"), *_shared(("sft",), "padding_free", "gradient_checkpointing"),
     _k("eval_beta", "evaluate:beta"), *_release_knobs(), *_shared(("sft", "reward", "ppo", "evaluate"), *_TRACKING),
 )
 _SAFETY = (
@@ -197,6 +199,7 @@ _RLAIF = (
     _k("dpo_learning_rate", "dpo:learning_rate"), _k("dpo_beta", "dpo:beta", "evaluate:beta"),
     _k("dpo_loss_type", "dpo:loss_type"), _k("dpo_label_smoothing", "dpo:label_smoothing"),
     _k("dpo_epochs", "dpo:epochs"), _k("dpo_max_steps", "dpo:max_steps"),
+    *_shared(("sft", "dpo"), "padding_free", "gradient_checkpointing"), _k("dpo_reference_logps", "dpo:reference_logps"),
     *_PREF_KNOBS,
     *_release_knobs(), *_shared(("sft", "dpo", "evaluate"), *_TRACKING),
 )
