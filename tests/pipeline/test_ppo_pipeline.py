@@ -78,7 +78,8 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
         "max_length": 64, "sft_learning_rate": 0.01, "reward_learning_rate": 0.01, "ppo_learning_rate": 0.01,
         "ppo_rollout_batch_size": 4, "ppo_batch_size": 2, "ppo_epochs": 2, "ppo_max_new_tokens": 4,
         "ppo_sample_every": 1, "eval_fraction": 0.25, "eval_max_new_tokens": 4, "eval_num_samples": 2,
-        "eval_num_winrate_prompts": 3, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "wandb_mode": "disabled",
+        "eval_num_winrate_prompts": 3, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "eval_num_jailbreak": 2,
+        "wandb_mode": "disabled",
         "gate_min_win_rate": 0.0,  # reads winrate/reward_model: passes only if the metric was measured
         "gate_min_harmful_refusal": 0.0,  # likewise for refusal/harmful/aligned
     }
