@@ -89,3 +89,15 @@ def test_log_tables_sends_the_report_tables_whole() -> None:
     assert columns == ["prompt", "sft", "aligned"] and len(harmful) == 8  # all of them, the HTML shows 6
     assert harmful[7] == ["harmful 7", "sft says harmful 7", "aligned says harmful 7"]
     assert len(sample_rows(prompts, responses, "harmful", 6)) == 6
+
+
+def test_win_rate_prompts_too_long_to_score_are_left_out_and_counted(tiny_tokenizer: Any) -> None:
+    from kubealign.config import EvalConfig
+    from kubealign.data.chat import tokenize_prompt
+    from kubealign.stages.evaluate import fitting
+
+    short = [{"role": "user", "content": "Why is the sky blue?"}]
+    long = [{"role": "user", "content": " ".join(["the sky is blue"] * 40)}]
+    cfg = EvalConfig(max_length=64, max_new_tokens=4)
+    assert len(tokenize_prompt(tiny_tokenizer, short)) + 4 <= 64 < len(tokenize_prompt(tiny_tokenizer, long))
+    assert fitting(tiny_tokenizer, [long, short, long], cfg) == ([short], 2)

@@ -26,6 +26,7 @@ import torch
 from kubealign import models, report, stats
 from kubealign.config import ConfigError, EvalConfig
 from kubealign.data import jailbreak
+from kubealign.data.chat import tokenize_prompt
 from kubealign.data.prompts import as_conversations, load_prompt_set
 from kubealign.eval_tables import (
     COMPARED_COLUMNS,
@@ -92,6 +93,14 @@ def eval_prompts(cfg: EvalConfig, records: list[dict[str, Any]]) -> tuple[dict[s
     requests = {"harmful": [r["prompt"] for r in harmful], "jailbreak": [r["request"] for r in wrapped],
                 "benign_edgy": [r["prompt"] for r in edgy]}
     return prompts, requests
+
+
+def fitting(tokenizer: Any, prompts: list[Any], cfg: EvalConfig) -> tuple[list[Any], int]:
+    """The win-rate prompts whose templated tokens leave room for a full response within `cfg.max_length`
+    (the implicit reward scores prompt + response, and a longer prompt cannot be scored), and how many
+    were left out (`winrate/prompts_too_long`: a long MT-Bench passage under a small max_length)."""
+    keep = [p for p in prompts if len(tokenize_prompt(tokenizer, p)) + cfg.max_new_tokens <= cfg.max_length]
+    return keep, len(prompts) - len(keep)
 
 
 def choose_judge(cfg: EvalConfig, safety_model: str | None) -> str:
@@ -163,6 +172,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     records = common.read_jsonl(eval_pairs_uri)
     pairs = tokenize_pairs(tokenizer, records, cfg.max_length)
     prompts, requests = eval_prompts(cfg, records)
+    prompts["rm_extra"], too_long = fitting(tokenizer, prompts["rm_extra"], cfg)
 
     # Both models stay loaded: the implicit reward scores each one's responses under the other too.
     loaded = {name: models.load_causal_lm(d, stage.dtype, stage.device) for name, d in (("sft", sft_dir),
@@ -178,6 +188,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     del loaded
 
     metrics = pair_metrics(*scores["sft"], *scores["aligned"], beta=cfg.beta)
+    metrics["winrate/prompts_too_long"] = float(too_long)
     for name in ("sft", "aligned"):
         lengths = [len(tokenizer(r)["input_ids"]) for r in responses[name]["held_out"]]
         metrics[f"response_tokens/{name}"] = sum(lengths) / len(lengths) if lengths else 0.0
