@@ -192,14 +192,22 @@ class EvalConfig(Settings):
     beta: float = Field(0.1, gt=0, description="Beta used to express implicit rewards.")
     max_length: int = Field(512, ge=8, description="Token budget for scoring held-out pairs.")
     max_new_tokens: int = Field(48, ge=1, description="Greedy generation length.")
-    batch_size: int = Field(8, ge=1, description="Sequences per forward/generation batch.")
+    batch_size: int = Field(16, ge=1, description="Sequences per forward/generation batch.")
     num_samples: int = Field(8, ge=0, description="Held-out prompts shown side by side in the report.")
-    num_harmful: int = Field(24, ge=0, description="Harmful prompts for the refusal rate (stratified sample).")
-    num_benign_edgy: int = Field(24, ge=0, description="Benign-but-edgy prompts for over-refusal.")
-    seed: int = Field(0, description="Seed for prompt-set sampling.")
+    num_harmful: int = Field(
+        100, ge=0, description="Harmful prompts for the refusal rate (seeded sample, stratified by risk area); "
+        "100 gives a 95% interval of about +-0.1 on a rate near 0.5.")
+    num_benign_edgy: int = Field(
+        100, ge=0, description="Benign-but-edgy prompts for over-refusal (seeded sample, stratified by category).")
+    num_jailbreak: int = Field(
+        100, ge=0, description="Harmful prompts (a seeded stratified sample, the same prompts as the harmful set "
+        "when the counts match) each wrapped in a jailbreak framing (role-play persona, 'ignore previous "
+        "instructions', fiction) for a red-team refusal rate; 0 = off.")
+    seed: int = Field(0, description="Seed for prompt-set sampling, jailbreak framings and bootstrap intervals.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Compute dtype.")
     winrate_prompts: int = Field(
-        64, ge=0, description="Held-out prompts whose greedy SFT and aligned responses are compared for win rates."
+        100, ge=0, description="Prompts whose greedy SFT and aligned responses are compared for win rates: the "
+        "num_samples held-out prompts, then helpfulness prompts (helpful_prompts) up to this count."
     )
     harmful_prompts: str | None = Field(
         None, description="JSONL of harmful prompts (fsspec URI; one {\"prompt\"} per line) for the refusal "
@@ -208,9 +216,18 @@ class EvalConfig(Settings):
         None, description="JSONL of benign-but-edgy prompts (fsspec URI) for the over-refusal rate; None = the "
         "packaged set.")
     helpful_prompts: str | None = Field(
-        None, description="JSONL of held-out helpfulness prompts (fsspec URI) for win rates; None = the packaged set.")
+        None, description="JSONL of helpfulness prompts (fsspec URI) that fill the win-rate set after the "
+        "held-out prompts; None = the packaged set (MT-Bench first turns plus prompts written for kubealign).")
+    jailbreak_templates: str | None = Field(
+        None, description="JSONL of jailbreak framings (fsspec URI; one {\"template\" with {prompt}, "
+        "\"framing\"} per line) wrapped around harmful prompts; None = the packaged templates.")
+    refusal_judge: Literal["auto", "heuristic", "classifier", "endpoint"] = Field(
+        "auto", description="Refusal judge for every refusal rate and the gate: heuristic (phrase patterns and a "
+        "topic check), classifier (the safety_model's refusal task), endpoint (judge_endpoint/judge_model); "
+        "auto = classifier when a safety_model is given, else heuristic.")
     judge_endpoint: str | None = Field(
-        None, description="OpenAI-compatible base URL for the LLM-as-judge comparison; None = no judge."
+        None, description="OpenAI-compatible base URL for the LLM-as-judge comparison (and the endpoint refusal "
+        "judge); None = no judge."
     )
     judge_model: str = Field("gpt-4o-mini", description="Model name sent to the judge endpoint.")
     judge_api_key_env: str = Field(
@@ -287,6 +304,10 @@ class GateConfig(Settings):
     )
     min_harmful_refusal: float | None = Field(
         None, ge=0, le=1, description="Lowest allowed refusal rate of the aligned model on harmful prompts."
+    )
+    use_bound: bool = Field(
+        False, description="Compare each threshold with the 95% interval's bound instead of the point value: "
+        "min_* thresholds with the lower bound, max_* with the upper bound (pass only when the evidence says so)."
     )
 
 

@@ -1,4 +1,14 @@
-"""Batched generation from chat prompts with the KV cache (left padding, as decoder-only models need)."""
+"""Batched generation from chat prompts with the KV cache (left padding, as decoder-only models need).
+
+Why it is fast enough for evaluation sets of hundreds of prompts on a CPU:
+- prompts are tokenized once and sorted by length before batching, so a batch pads to a width close to
+  its own prompts' (padding tokens cost a full forward each step); the responses come back in the
+  caller's order;
+- `model.generate` reuses the KV cache, so each new token is one forward over one position;
+- it stops at the end-of-turn token: every EOS id the tokenizer and the model's generation config name
+  (chat models end a turn with a token other than the tokenizer's `eos_token`, e.g. `<|im_end|>`), and
+  a batch ends as soon as all its rows have.
+"""
 
 from __future__ import annotations
 
@@ -10,31 +20,50 @@ from tqdm.auto import tqdm
 from kubealign.data.chat import tokenize_prompt
 
 
+def stop_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
+    """Every end-of-sequence id the tokenizer or the model's generation config names, tokenizer's first."""
+    ids: list[int] = []
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for eos in (tokenizer.eos_token_id, *(config_eos if isinstance(config_eos, list) else [config_eos])):
+        if eos is not None and eos not in ids:
+            ids.append(int(eos))
+    return ids
+
+
+def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices into `lengths` grouped into batches of similar length (longest first: memory peaks early)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 @torch.no_grad()
 def generate(model: torch.nn.Module, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int,
              batch_size: int, device: torch.device, do_sample: bool = False, temperature: float = 1.0,
              top_p: float = 1.0, desc: str | None = None) -> list[str]:
-    """Responses (decoded, special tokens dropped) for each prompt, a list of chat messages.
+    """Responses (decoded, special tokens dropped, stripped) for each prompt, a list of chat messages, in order.
 
     With `desc`, a progress bar counts the prompts done.
     """
     was_training = model.training
     model.eval()
-    outputs: list[str] = []
     pad = tokenizer.pad_token_id
+    eos = stop_ids(model, tokenizer)
+    encoded = [tokenize_prompt(tokenizer, p) for p in prompts]
+    outputs: list[str] = [""] * len(prompts)
+    kwargs: dict[str, Any] = {"do_sample": do_sample}
+    if do_sample:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=desc is None, mininterval=2.0)
-    for i in range(0, len(prompts), batch_size):
-        ids = [tokenize_prompt(tokenizer, p) for p in prompts[i : i + batch_size]]
+    for batch in length_batches([len(x) for x in encoded], batch_size):
+        ids = [encoded[i] for i in batch]
         width = max(len(x) for x in ids)
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
-        kwargs: dict[str, Any] = {"do_sample": do_sample}
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
         out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=pad, **kwargs)
-        outputs += tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+                             eos_token_id=eos, pad_token_id=pad, use_cache=True, **kwargs)
+        for i, text in zip(batch, tokenizer.batch_decode(out[:, width:], skip_special_tokens=True), strict=True):
+            outputs[i] = text.strip()
         bar.update(len(ids))
     bar.close()
     model.train(was_training)
-    return [o.strip() for o in outputs]
+    return outputs

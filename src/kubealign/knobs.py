@@ -64,13 +64,16 @@ COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "safety": (("taxonomy_uri", "taxonomy"), ("threshold", "threshold"), ("shuffle_categories", "shuffle_categories"),
                ("drop_categories", "drop_categories"), *_TRAIN, *_TRACK),
     "evaluate": (*((n, n) for n in _EVAL), ("num_winrate_prompts", "winrate_prompts"), ("num_harmful", "num_harmful"),
-                 ("num_benign_edgy", "num_benign_edgy"), ("seed", "seed"), ("harmful_prompts", "harmful_prompts"),
-                 ("benign_edgy_prompts", "benign_edgy_prompts"), ("helpful_prompts", "helpful_prompts"),
+                 ("num_benign_edgy", "num_benign_edgy"), ("num_jailbreak", "num_jailbreak"), ("seed", "seed"),
+                 ("harmful_prompts", "harmful_prompts"), ("benign_edgy_prompts", "benign_edgy_prompts"),
+                 ("helpful_prompts", "helpful_prompts"), ("jailbreak_templates", "jailbreak_templates"),
+                 ("refusal_judge", "refusal_judge"),
                  ("judge_endpoint", "judge_endpoint"), ("judge_model", "judge_model"),
                  ("judge_api_key_env", "judge_api_key_env"), *_TRACK),
     "merge": (("dtype", "dtype"),),
     "gate": (("max_unsafe_rate", "max_unsafe_rate"), ("max_over_refusal", "max_over_refusal"),
-             ("min_win_rate", "min_win_rate"), ("min_harmful_refusal", "min_harmful_refusal")),
+             ("min_win_rate", "min_win_rate"), ("min_harmful_refusal", "min_harmful_refusal"),
+             ("use_bound", "use_bound")),
     "preferences": (*((n, n) for n in _PREF), ("constitution_uri", "constitution"), ("seed", "seed"),
                     ("judge_endpoint", "judge_endpoint"), ("judge_model", "judge_model"),
                     ("judge_api_key_env", "judge_api_key_env")),
@@ -127,9 +130,10 @@ _TRACKING = ("tracking.project", "tracking.entity", "tracking.mode")
 def _release_knobs() -> list[Knob]:
     """Evaluate, gate and merge knobs both alignment graphs share."""
     out = [_k(f"eval_{n}", f"evaluate:{n}") for n in ("max_new_tokens", "num_samples", "num_harmful",
-                                                       "num_benign_edgy")]
+                                                       "num_benign_edgy", "num_jailbreak")]
     out += [_k("eval_num_winrate_prompts", "evaluate:winrate_prompts")]
-    out += [_k(f"eval_{n}", f"evaluate:{n}") for n in ("harmful_prompts", "benign_edgy_prompts", "helpful_prompts")]
+    out += [_k(f"eval_{n}", f"evaluate:{n}") for n in ("harmful_prompts", "benign_edgy_prompts", "helpful_prompts",
+                                                       "jailbreak_templates", "refusal_judge")]
     out += [_k(n, f"evaluate:{n}") for n in ("judge_endpoint", "judge_model", "judge_api_key_env")]
     return out + [_k(f"gate_{n}", f"gate:{n}") for n in GateConfig.model_fields] + [_k("merge_dtype", "merge:dtype")]
 

@@ -17,7 +17,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}
 td,th{border:1px solid #d0d7de;padding:4px 8px;vertical-align:top;text-align:left}
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.text{white-space:pre-wrap;max-width:420px}.better{color:#1a7f37;font-weight:600}
-.note{color:#57606a;font-size:12px}
+.note{color:#57606a;font-size:12px}tr.real td{font-weight:600;background:#dafbe1}
 """
 
 
@@ -26,12 +26,16 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
     return str(value)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], text_cols: Sequence[int] = ()) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], text_cols: Sequence[int] = (),
+          real_col: int | None = None) -> str:
+    """An HTML table; with `real_col`, rows whose cell there is "yes" (a real difference) are marked `real`."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for row in rows:
@@ -39,7 +43,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], text_cols: Sequ
         for i, v in enumerate(row):
             cls = "text" if i in text_cols else ("num" if isinstance(v, (int, float)) else "")
             cells.append(f'<td class="{cls}">{esc(fmt(v))}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        mark = ' class="real"' if real_col is not None and row[real_col] == "yes" else ""
+        body.append(f"<tr{mark}>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 

@@ -130,3 +130,29 @@ def test_guard_reports_all_three(trained: tuple[Path, dict], tmp_path: Path, cap
     assert "row 2: response: expected a string, got nothing (missing)" in captured.err
     judged = [json.loads(line) for line in dst.read_text().splitlines()]
     assert len(judged) == 1 and isinstance(judged[0]["refusal"], bool)
+
+
+def test_evaluate_judges_refusals_with_the_classifier_when_a_safety_model_is_given(
+        trained: tuple[Path, dict], tiny_model_dir: Path, tmp_path: Path) -> None:
+    from kubealign.config import EvalConfig
+    from kubealign.stages import evaluate
+
+    out, _ = trained
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": [{"role": "user", "content": q}],
+                                         "chosen": [{"role": "assistant", "content": "Paris."}],
+                                         "rejected": [{"role": "assistant", "content": "No."}]}) + "\n"
+                             for q in ("Capital of France?", "Capital of Spain?")))
+    cfg = EvalConfig(max_new_tokens=3, num_samples=1, num_harmful=2, num_benign_edgy=2, num_jailbreak=2,
+                     winrate_prompts=2, batch_size=4, tracking=OFF)  # type: ignore[arg-type]
+    metrics = evaluate.run(cfg, str(tiny_model_dir), str(tiny_model_dir), str(pairs), str(tmp_path / "eval"),
+                           safety_model=str(out))
+    samples = json.loads((tmp_path / "eval" / "samples.json").read_text())
+    assert samples["refusal_judge"] == "classifier"  # auto picks the classifier once a safety model is given
+    assert "safety/unsafe_rate/aligned" in metrics
+    for name in ("harmful", "jailbreak", "benign_edgy"):
+        again = judge_refusals(samples["judged_requests"][name], samples["responses"]["aligned"][name],
+                               "classifier", model=str(out))
+        assert samples["verdicts"][name]["aligned"] == [v.verdict for v in again]
+    # the same model on both sides: identical answers, identical verdicts, a difference of exactly 0
+    assert metrics["refusal/harmful/diff"] == 0.0 and metrics["refusal/harmful/real"] == 0.0

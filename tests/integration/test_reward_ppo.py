@@ -195,7 +195,8 @@ def test_ppo_resumes_after_interruption(tiny_model_dir: Path, reward_dir: Path, 
 
 def test_evaluate_reports_reward_model_winrate(tiny_model_dir: Path, reward_dir: Path, data: dict[str, str],
                                                tmp_path: Path) -> None:
-    cfg = EvalConfig(max_new_tokens=3, num_samples=2, num_harmful=1, num_benign_edgy=1, batch_size=4,
+    cfg = EvalConfig(max_new_tokens=3, num_samples=2, num_harmful=1, num_benign_edgy=1, num_jailbreak=1,
+                     winrate_prompts=6, batch_size=4,
                      tracking=OFF)  # type: ignore[arg-type]
     plain = evaluate.run(cfg, str(tiny_model_dir), str(tiny_model_dir), data["eval"], str(tmp_path / "e1"))
     assert not any(k.startswith(("winrate/reward_model", "winrate/ties", "rm_score")) for k in plain)

@@ -136,30 +136,65 @@ def test_dpo_raises_margin_and_keeps_base(merged_sft: Path, data: dict[str, str]
 
 
 def test_evaluate_writes_report(merged_sft: Path, tiny_model_dir: Path, data: dict[str, str], tmp_path: Path) -> None:
+    from kubealign.eval_tables import COMPARED_COLUMNS
+    from kubealign.refusal import judge_refusals
+
     wandb_dir = tmp_path / "wb"
-    cfg = EvalConfig(max_new_tokens=6, num_samples=2, num_harmful=3, num_benign_edgy=3, batch_size=4,
+    cfg = EvalConfig(max_new_tokens=6, num_samples=2, num_harmful=3, num_benign_edgy=3, num_jailbreak=3,
+                     winrate_prompts=8, batch_size=4,
                      tracking={"mode": "offline", "dir": str(wandb_dir)})  # type: ignore[arg-type]
     report = tmp_path / "report.html"
     metrics = evaluate.run(cfg, str(tiny_model_dir), str(merged_sft), data["pref"], str(tmp_path / "eval"),
                            report_path=str(report))
     for key in ("pairs/sft/accuracy", "pairs/aligned/accuracy", "pairs/aligned/implicit_accuracy",
-                "refusal/harmful/sft", "refusal/benign_edgy/aligned"):
+                "refusal/harmful/sft", "refusal/benign_edgy/aligned", "refusal/jailbreak/aligned",
+                "offtopic/benign_edgy/sft", "refusal/harmful/p_value"):
         assert 0.0 <= metrics[key] <= 1.0
+    for key in ("refusal/harmful/sft", "refusal/jailbreak/aligned", "winrate/implicit_reward"):
+        assert metrics[f"{key}/low"] <= metrics[key] <= metrics[f"{key}/high"]
     assert metrics["pairs/count"] == len(QA)
     assert 0.0 <= metrics["winrate/implicit_reward"] <= 1.0 and "kl/aligned_vs_sft" in metrics
     html = report.read_text()
     assert "Held-out prompts, greedy" in html and "What is the capital of france?" in html
     assert "win rate, aligned vs SFT greedy responses, by implicit reward" in html
+    assert "Jailbreak-wrapped harmful prompts" in html and "Refusal judge verdicts (heuristic)" in html
     samples = json.loads((tmp_path / "eval" / "samples.json").read_text())
+    assert samples["refusal_judge"] == "heuristic"  # auto without a safety model
     assert len(samples["responses"]["aligned"]["harmful"]) == 3
+    # the win-rate set: 2 held-out prompts, then 6 packaged helpfulness prompts (helpful_prompts=None)
+    assert len(samples["prompts"]["rm_extra"]) == 6
+    # jailbreak prompts wrap the same harmful requests (equal counts, same seed); the judge reads the request
+    requests = samples["judged_requests"]
+    assert requests["jailbreak"] == requests["harmful"]
+    assert all(r in p[-1]["content"] and p[-1]["content"] != r
+               for r, p in zip(requests["jailbreak"], samples["prompts"]["jailbreak"], strict=True))
+    # the stored verdicts are the heuristic's on the stored responses, and the rates are their shares
+    for name in ("harmful", "jailbreak"):
+        for model in ("sft", "aligned"):
+            again = judge_refusals(requests[name], samples["responses"][model][name])
+            assert samples["verdicts"][name][model] == [v.verdict for v in again]
+            assert metrics[f"refusal/{name}/{model}"] == sum(v.refusal for v in again) / 3
+            assert sum(metrics[f"verdicts/{name}/{model}/{v}"] for v in
+                       ("complied", "refused", "deflected", "off_topic")) == 3
     # the report's summary table, as a W&B table file in the offline run (what `wandb sync` uploads)
     tables = list(wandb_dir.glob("wandb/offline-run-*/files/media/table/eval/summary_*.table.json"))
     assert len(tables) == 1
     table = json.loads(tables[0].read_text())
-    assert table["columns"] == ["metric", "sft", "aligned", "better"]
-    assert table["data"] == [[r[0], r[1], r[2], r[3]] for r in evaluate.comparison_rows(metrics)]
+    assert table["columns"] == COMPARED_COLUMNS
+    assert table["data"] == evaluate.comparison_rows(metrics)
     harmful = list(wandb_dir.glob("wandb/offline-run-*/files/media/table/eval/samples/harmful_*.table.json"))
     assert len(json.loads(harmful[0].read_text())["data"]) == 3
+
+
+def test_evaluate_refuses_a_judge_without_its_input_before_loading(merged_sft: Path, tiny_model_dir: Path,
+                                                                  data: dict[str, str], tmp_path: Path) -> None:
+    from kubealign.config import ConfigError
+
+    for judge, needs in (("classifier", "needs the safety_model input"), ("endpoint", "needs judge_endpoint")):
+        cfg = EvalConfig(refusal_judge=judge, tracking=OFF)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=f"refusal_judge: '{judge}' {needs}"):
+            evaluate.run(cfg, str(tiny_model_dir), str(merged_sft), data["pref"], str(tmp_path / judge))
+        assert not (tmp_path / judge).exists()
 
 
 def test_wandb_offline_run_files(tiny_model_dir: Path, data: dict[str, str], tmp_path: Path) -> None:

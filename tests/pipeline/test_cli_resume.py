@@ -34,7 +34,7 @@ def _settings(graph: str, model_dir: Path, data: dict[str, str], ckpt: str) -> d
     common = {"base_model": str(model_dir), "sft_data": data["sft"], "preference_data": data["pref"],
               "lora_rank": 4, "lora_alpha": 8.0, "sft_max_steps": 2, "batch_size": 2, "max_length": 64,
               "sft_learning_rate": 0.01, "eval_fraction": 0.25, "eval_max_new_tokens": 2, "eval_num_samples": 1,
-              "eval_num_harmful": 1, "eval_num_benign_edgy": 1, "eval_num_winrate_prompts": 1,
+              "eval_num_harmful": 1, "eval_num_benign_edgy": 1, "eval_num_winrate_prompts": 1, "eval_num_jailbreak": 1,
               "wandb_mode": "disabled", "save_every": 1, "checkpoint_root": ckpt}
     if graph == "dpo":
         return {**common, "dpo_max_steps": STEPS, "dpo_learning_rate": 0.01}

@@ -102,7 +102,8 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
         "base_model": str(tiny_model_dir), "sft_data": tiny_data["sft"], "preference_data": tiny_data["pref"],
         "lora_rank": 4, "sft_max_steps": 3, "dpo_max_steps": 3, "batch_size": 4, "max_length": 64,
         "sft_learning_rate": 0.01, "dpo_learning_rate": 0.01, "eval_fraction": 0.25, "eval_max_new_tokens": 4,
-        "eval_num_samples": 2, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "wandb_mode": "disabled",
+        "eval_num_samples": 2, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "eval_num_jailbreak": 2,
+        "eval_num_winrate_prompts": 4, "wandb_mode": "disabled",
         "registry_root": str(tmp_path / "registry"), "model_version": "v1", "gate_max_over_refusal": 1.0,
     }
     config = tmp_path / "run.yaml"

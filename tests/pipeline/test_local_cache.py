@@ -40,7 +40,8 @@ def test_second_identical_run_is_served_from_cache_and_changed_data_retrains(
     for key, value in {"base_model": str(tiny_model_dir), "sft_data": tiny_data["sft"], "preference_data": str(pref),
                        "lora_rank": 4, "sft_max_steps": 2, "dpo_max_steps": 2, "max_length": 64,
                        "eval_fraction": 0.25, "eval_max_new_tokens": 2, "eval_num_samples": 1, "eval_num_harmful": 1,
-                       "eval_num_benign_edgy": 1, "eval_num_winrate_prompts": 1, "wandb_mode": "disabled"}.items():
+                       "eval_num_benign_edgy": 1, "eval_num_winrate_prompts": 1, "eval_num_jailbreak": 1,
+                       "wandb_mode": "disabled"}.items():
         args += ["--set", f"{key}={value}"]
 
     first, first_cached, out = _run(args, capsys)

@@ -78,7 +78,8 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
         "max_length": 64, "sft_learning_rate": 0.01, "reward_learning_rate": 0.01, "ppo_learning_rate": 0.01,
         "ppo_rollout_batch_size": 4, "ppo_batch_size": 2, "ppo_epochs": 2, "ppo_max_new_tokens": 4,
         "ppo_sample_every": 1, "eval_fraction": 0.25, "eval_max_new_tokens": 4, "eval_num_samples": 2,
-        "eval_num_winrate_prompts": 3, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "wandb_mode": "disabled",
+        "eval_num_winrate_prompts": 3, "eval_num_harmful": 2, "eval_num_benign_edgy": 2, "eval_num_jailbreak": 2,
+        "wandb_mode": "disabled",
         "gate_min_win_rate": 0.0,  # reads winrate/reward_model: passes only if the metric was measured
         "gate_min_harmful_refusal": 0.0,  # likewise for refusal/harmful/aligned
     }
@@ -104,7 +105,10 @@ def test_local_run_end_to_end(tiny_model_dir: Path, tiny_data: dict[str, str], t
     history = json.loads((merged / "training_summary.json").read_text())["history"]
     assert [h["step"] for h in history] == [1, 2] and "objective/rlhf_reward" in history[0]
     ev = task_metrics(run_dir / "evaluate")
-    assert 0 <= ev["winrate.reward_model"] <= 1 and ev["winrate.prompts"] == 3
+    # 3 win-rate prompts: 2 held out, then packaged helpfulness prompts; those too long for max_length 64
+    # are left out and counted
+    assert 0 <= ev["winrate.reward_model"] <= 1 and ev["winrate.prompts"] + ev["winrate.prompts_too_long"] == 3
+    assert ev["winrate.prompts"] >= 2
     html = (run_dir / "evaluate" / "report").read_text()
     assert "reward model win rate" in html and "PPO objective/kl" in html
     # both thresholds (>= 0) read metrics that evaluate measured, so the gate passed

