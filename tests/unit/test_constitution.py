@@ -99,7 +99,7 @@ def test_split_keeps_held_out_prompts_out_of_training(tmp_path: Path) -> None:
     counts = split_prompt_sets(tmp_path, held_out_fraction=0.3, seed=0)
     train = read_prompt_set(str(tmp_path / "train.jsonl"), "label")
     train_prompts = {r["prompt"] for r in train}
-    sizes = {"harmful": 938, "benign_edgy": 150, "helpful": 80}  # lines in the packaged files
+    sizes = {"harmful": 938, "benign_edgy": 150, "helpful": 112}  # lines in the packaged files
     for name, size in sizes.items():
         held = read_prompt_set(str(tmp_path / "held_out" / f"{name}.jsonl"), "x")
         assert counts[name]["train"] + counts[name]["held_out"] == size
