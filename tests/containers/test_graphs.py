@@ -105,7 +105,7 @@ def test_dpo_graph_in_containers_equals_subprocess(image: str, tiny_model_dir: P
     settings = {**COMMON, "base_model": str(tiny_model_dir), "sft_data": data["sft"], "preference_data": data["pref"],
                 "sft_max_steps": 3, "dpo_max_steps": 3, "dpo_learning_rate": 0.01, "gate_max_over_refusal": 1.0}
     docker, subprocess = run_both("dpo", settings, tmp_path)
-    assert {"data-prep", "data-prep-2", "sft", "merge-lora", "dpo", "merge-lora-onto", "evaluate"} <= docker.keys()
+    assert {"data-prep", "data-prep-2", "sft", "merge-lora", "dpo", "merge-lora-2", "evaluate"} <= docker.keys()
     assert docker["dpo"]["steps"] == 3 and "eval.rewards.accuracies" in docker["dpo"]
     assert assert_same_metrics(docker, subprocess) > 30
 
@@ -117,7 +117,7 @@ def test_ppo_graph_in_containers_equals_subprocess(image: str, tiny_model_dir: P
                 "ppo_learning_rate": 0.01, "ppo_rollout_batch_size": 4, "ppo_batch_size": 2, "ppo_epochs": 2,
                 "ppo_max_new_tokens": 4, "ppo_sample_every": 1, "eval_num_winrate_prompts": 3}
     docker, subprocess = run_both("ppo", settings, tmp_path)
-    assert {"sft", "reward-model", "ppo", "evaluate-rlhf"} <= docker.keys()
+    assert {"sft", "reward-model", "ppo", "evaluate"} <= docker.keys()
     assert assert_same_metrics(docker, subprocess) > 30
 
 
