@@ -24,23 +24,11 @@ import yaml
 from kubealign.cli import main
 from tests.conftest import create_bucket
 from tests.containers.conftest import readable
+from tests.pipeline.kfp_outputs import write_tiny_pipeline_data
 
 pytestmark = pytest.mark.containers
 VOLATILE = re.compile(r"peak_rss|per_s$|_s$|wall|seconds|(^|[./_])time([./_]|$)")  # e.g. time.generation_total_s
 TIMINGS = Path(__file__).resolve().parents[2] / "out" / "test-containers-timings.jsonl"
-
-
-def tiny_pipeline_data(d: Path) -> dict[str, str]:
-    topics = ["the sun", "a river", "the moon", "a tree", "my dog", "the city", "python code", "a cat",
-              "water", "a bird", "the sky", "a list"]
-    sft = [{"messages": [{"role": "user", "content": f"Write a short line about {t}."},
-                         {"role": "assistant", "content": f"Here is {t}, simple and short."}]} for t in topics]
-    pref = [{"prompt": f"Explain {t} in one line.", "chosen": f"{t.capitalize()} is simple.",
-             "rejected": "Sorry, I cannot help with that question at all."} for t in topics]
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
-    (d / "pref.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pref))
-    return {"sft": str(d / "sft.jsonl"), "pref": str(d / "pref.jsonl")}
 
 
 def run_both(graph: str, settings: dict, tmp_path: Path, *extra: str) -> tuple[dict, dict]:
@@ -101,7 +89,7 @@ COMMON = {"lora_rank": 4, "batch_size": 4, "max_length": 64, "sft_learning_rate"
 
 
 def test_dpo_graph_in_containers_equals_subprocess(image: str, tiny_model_dir: Path, tmp_path: Path) -> None:
-    data = tiny_pipeline_data(tmp_path / "data")
+    data = write_tiny_pipeline_data(tmp_path / "data")
     settings = {**COMMON, "base_model": str(tiny_model_dir), "sft_data": data["sft"], "preference_data": data["pref"],
                 "sft_max_steps": 3, "dpo_max_steps": 3, "dpo_learning_rate": 0.01, "gate_max_over_refusal": 1.0}
     docker, subprocess = run_both("dpo", settings, tmp_path)
@@ -111,7 +99,7 @@ def test_dpo_graph_in_containers_equals_subprocess(image: str, tiny_model_dir: P
 
 
 def test_ppo_graph_in_containers_equals_subprocess(image: str, tiny_model_dir: Path, tmp_path: Path) -> None:
-    data = tiny_pipeline_data(tmp_path / "data")
+    data = write_tiny_pipeline_data(tmp_path / "data")
     settings = {**COMMON, "base_model": str(tiny_model_dir), "sft_data": data["sft"], "preference_data": data["pref"],
                 "sft_max_steps": 2, "reward_max_steps": 3, "ppo_max_steps": 2, "reward_learning_rate": 0.01,
                 "ppo_learning_rate": 0.01, "ppo_rollout_batch_size": 4, "ppo_batch_size": 2, "ppo_epochs": 2,

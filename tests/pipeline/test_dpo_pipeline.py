@@ -15,17 +15,10 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kubealign.cli import main
-from tests.pipeline.kfp_outputs import task_metrics
+from tests.pipeline.kfp_outputs import SFT_BRANCH_EDGES, task_metrics
 
 EXPECTED_EDGES = {
-    # never-cached digests of base_model, sft_data, preference_data: the cache keys follow the content
-    "content-digest": set(),
-    "content-digest-2": set(),
-    "content-digest-3": set(),
-    "data-prep": {"content-digest", "content-digest-2"},
-    "data-prep-2": {"content-digest", "content-digest-3"},
-    "sft": {"data-prep", "content-digest"},
-    "merge-lora": {"sft", "content-digest"},
+    **SFT_BRANCH_EDGES,
     "dpo": {"merge-lora", "data-prep-2"},
     "merge-lora-2": {"merge-lora", "dpo"},
     "evaluate": {"merge-lora", "merge-lora-2", "data-prep-2"},
