@@ -80,6 +80,21 @@ def test_paired_comparison_small_difference_is_not_real():
     assert cmp.low < 0 < cmp.high and not cmp.real
 
 
+def test_paired_comparison_interval_alone_does_not_make_it_real():
+    # The demo's over-refusal case: 24 prompts, 4 discordant pairs all one way (b=0, c=4). The paired
+    # bootstrap interval excludes 0, but McNemar p = 2 * C(4,0) / 2**4 = 0.125, so it is not called real.
+    a = [False] * 4 + [False] * 20
+    b = [True] * 4 + [False] * 20
+    cmp = stats.paired_comparison(a, b)
+    assert cmp.difference == pytest.approx(-4 / 24)
+    assert cmp.high < 0
+    assert cmp.p_value == pytest.approx(0.125)
+    assert not cmp.real
+    # Six one way (p = 2 / 64 = 0.03125) passes both.
+    six = stats.paired_comparison([False] * 24, [True] * 6 + [False] * 18)
+    assert six.p_value == pytest.approx(2 / 64) and six.high < 0 and six.real
+
+
 def test_paired_comparison_needs_equal_lengths():
     with pytest.raises(ValueError, match="same prompts: got 2 and 3"):
         stats.paired_comparison([True, False], [True, False, True])
