@@ -49,8 +49,8 @@ _TRACK = (("wandb_project", "tracking.project"), ("wandb_entity", "tracking.enti
 _SPEED = (("padding_free", "padding_free"), ("gradient_checkpointing", "gradient_checkpointing"))
 _PPO = ("kl_coef", "kl_estimator", "clip_range", "clip_range_value", "vf_coef", "gamma", "lam", "rollout_batch_size",
         "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")
-_EVAL = ("beta", "max_length", "max_new_tokens", "num_samples")
-_PREF = ("num_responses", "temperature", "top_p", "max_new_tokens", "batch_size", "max_length", "margin", "num_prompts",
+_EVAL = ("beta", "max_length", "max_new_tokens", "generate_batch_size", "num_samples")
+_PREF = ("num_responses", "temperature", "top_p", "max_new_tokens", "batch_size", "generate_batch_size", "max_length", "margin", "num_prompts",
          "eval_fraction", "refusal_backend", "concise_words", "revise")
 
 COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -129,7 +129,7 @@ _TRACKING = ("tracking.project", "tracking.entity", "tracking.mode")
 
 def _release_knobs() -> list[Knob]:
     """Evaluate, gate and merge knobs both alignment graphs share."""
-    out = [_k(f"eval_{n}", f"evaluate:{n}") for n in ("max_new_tokens", "num_samples", "num_harmful",
+    out = [_k(f"eval_{n}", f"evaluate:{n}") for n in ("max_new_tokens", "generate_batch_size", "num_samples", "num_harmful",
                                                        "num_benign_edgy", "num_jailbreak")]
     out += [_k("eval_num_winrate_prompts", "evaluate:winrate_prompts")]
     out += [_k(f"eval_{n}", f"evaluate:{n}") for n in ("harmful_prompts", "benign_edgy_prompts", "helpful_prompts",

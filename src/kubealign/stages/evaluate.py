@@ -123,7 +123,7 @@ def generate_all(model: torch.nn.Module, tokenizer: Any, prompts: dict[str, list
     """Greedy responses to every set in one `generate` call, so length-sorted batches span the sets."""
     names = list(prompts)
     flat = [p for n in names for p in prompts[n]]
-    out = generate(model, tokenizer, flat, cfg.max_new_tokens, cfg.batch_size, device, desc=desc)
+    out = generate(model, tokenizer, flat, cfg.max_new_tokens, cfg.generate_batch_size, device, desc=desc)
     responses, start = {}, 0
     for n in names:
         responses[n], start = out[start : start + len(prompts[n])], start + len(prompts[n])
