@@ -30,7 +30,22 @@ def _settings(pairs: list[str]) -> PreferencesConfig:
 def cmd_split(args: argparse.Namespace) -> int:
     from kubealign.prompt_split import split_prompt_sets
 
-    counts = split_prompt_sets(args.out, args.held_out_fraction, args.seed)
+    fraction: float | dict[str, float] = {}
+    for part in (args.held_out_fraction or "").split(","):
+        if not part.strip():
+            continue
+        name, eq, value = part.partition("=")
+        try:
+            if eq:
+                fraction[name.strip()] = float(value)  # type: ignore[index]
+            else:
+                fraction = float(name)
+        except ValueError as exc:
+            raise ConfigError(f"--held-out-fraction: expected a number or set=number pairs, got {part!r}") from exc
+    try:
+        counts = split_prompt_sets(args.out, fraction, args.seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     for name, c in counts.items():
         print(f"{name}: {c['train']} train, {c['held_out']} held out")
     print(f"wrote {args.out}/train.jsonl and {args.out}/held_out/")
@@ -62,7 +77,9 @@ def add_preferences_command(sub: Any) -> None:
     cmds = pr.add_subparsers(dest="action", required=True)
     s = cmds.add_parser("split", help="split the packaged prompt sets into train / held-out by a seeded hash")
     s.add_argument("--out", required=True, help="folder for train.jsonl and held_out/<set>.jsonl")
-    s.add_argument("--held-out-fraction", type=float, default=0.3)
+    s.add_argument("--held-out-fraction", default="",
+                   help="one fraction for every set (e.g. 0.3), or set=fraction pairs over the defaults "
+                        "(harmful=0.3,benign_edgy=0.7,helpful=0.9)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_split)
     c = cmds.add_parser("check", help="validate a constitution file (default: the packaged one)")

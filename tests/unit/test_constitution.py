@@ -118,6 +118,20 @@ def test_split_keeps_held_out_prompts_out_of_training(tmp_path: Path) -> None:
     assert split_prompt_sets(tmp_path / "other", 0.3, 1) != counts
 
 
+def test_split_default_fractions_hold_out_100_per_set_and_leak_nothing(tmp_path: Path) -> None:
+    counts = split_prompt_sets(tmp_path)  # DEFAULT_HELD_OUT: harmful 0.3, benign_edgy 0.7, helpful 0.9
+    assert {n: c["held_out"] for n, c in counts.items()} == {"harmful": 309, "benign_edgy": 110, "helpful": 99}
+    train_prompts = {r["prompt"].strip() for r in read_prompt_set(str(tmp_path / "train.jsonl"), "label")}
+    held = {r["prompt"].strip() for n in counts
+            for r in read_prompt_set(str(tmp_path / "held_out" / f"{n}.jsonl"), "x")}
+    assert train_prompts and not held & train_prompts
+    assert split_prompt_sets(tmp_path / "one", {"benign_edgy": 0.5})["benign_edgy"]["held_out"] < 110
+    with pytest.raises(ValueError, match=r"held_out_fraction\[helpful\]: expected a number between 0 and 1"):
+        split_prompt_sets(tmp_path / "bad", {"helpful": 1.0})
+    with pytest.raises(ValueError, match="unknown prompt set 'toxic'"):
+        split_prompt_sets(tmp_path / "bad", {"toxic": 0.5})
+
+
 def test_accuracy_by_label_by_hand() -> None:
     from kubealign.constitution import accuracy_by_label
 
