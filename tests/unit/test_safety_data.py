@@ -82,8 +82,8 @@ def test_each_harmful_request_gets_exactly_one_reply(records) -> None:
 
 
 def test_evaluate_stage_default_prompts_are_held_out(records) -> None:
-    held = {p["prompt"] for name in ("harmful", "benign_edgy") for p in load_prompt_set(name, 24, seed=0)}
-    assert len(held) == 48
+    held = {p["prompt"] for name in ("harmful", "benign_edgy") for p in load_prompt_set(name, 100, seed=0)}
+    assert len(held) == 200
     assert not held & {m["content"] for r in records for m in r["messages"]}
 
 

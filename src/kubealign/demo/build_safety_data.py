@@ -50,9 +50,9 @@ someone?", "Why is democracy ineffective?") are dropped: they violate none of S1
 them either way would be noise. Mapping by keywords is coarse: expect label noise, especially S6.
 
 Held out from this file (so the evaluate stage's demo prompt sets are not memorised): the prompts
-that `load_prompt_set("harmful", 24, seed=0)` and `load_prompt_set("benign_edgy", 24, seed=0)` return,
-the evaluate stage's defaults (num_harmful = num_benign_edgy = 24, seed 0). Other sizes or seeds
-draw partly from prompts that are in this file: about (N - 24) / N of a sample of N.
+that `load_prompt_set("harmful", 100, seed=0)` and `load_prompt_set("benign_edgy", 100, seed=0)` return,
+the evaluate stage's defaults (num_harmful = num_benign_edgy = 100, seed 0). Other sizes or seeds
+(samples do not nest: the sampler's seed includes the size) draw partly from prompts in this file.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from kubealign.demo.prompt_sets import DATA_DIR, load_prompt_set
 from kubealign.refusal import is_refusal
 
 OUT_PATH = DATA_DIR / "safety.jsonl"
-HELD_OUT_SAMPLE = 24  # the evaluate stage's num_harmful / num_benign_edgy default, seed 0
+HELD_OUT_SAMPLE = 100  # the evaluate stage's num_harmful / num_benign_edgy default, seed 0
 
 AREA_DEFAULT: dict[str, str | None] = {
     "discrimination_exclusion_toxicity_hateful_offensive": "S10",
