@@ -44,7 +44,8 @@ def run_side(algo: str, impl: str, padding_free: str, a: argparse.Namespace, ini
     cmd = [sys.executable, str(ROOT / "bench" / "side.py"), algo, impl, str(out), "--model", a.model,
            "--data", str(ROOT / "bench" / "data" / ("dpo_pairs.jsonl" if algo == "dpo" else "sft.jsonl")),
            "--pairs", str(a.pairs), "--batch-size", str(a.batch_size), "--max-length", str(a.max_length),
-           "--lr", str(a.lr), "--padding-free", padding_free, "--init-lora", str(init)]
+           "--lr", str(a.lr), "--padding-free", padding_free, "--init-lora", str(init),
+           "--trl-checkpointing", a.trl_checkpointing]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
     print(f"--- {algo} {impl} padding_free={padding_free}", flush=True)
     subprocess.run(cmd, check=True, env=env, stdout=sys.stderr)
@@ -60,10 +61,11 @@ def report(algo: str, results: dict[str, dict], n: int, tokens: int) -> None:
         d = max((abs(x - y) for x, y in zip(r["losses"], trl["losses"], strict=True)), default=float("nan"))
         print(f"{name:<26}{n / r['wall_s']:>12.3f}{tokens / r['wall_s']:>10.1f}{r['peak_rss_mib']:>14.0f}"
               f"{trl['wall_s'] / r['wall_s']:>7.2f}x{r['peak_rss_mib'] / trl['peak_rss_mib']:>9.2f}{d:>13.2e}")
-    print("per-step losses:")
-    print("step " + "".join(f"{name:>22}" for name in results))
+    print("per-step losses | gradient norms (before clipping):")
+    print("step " + "".join(f"{name:>22}" for name in results) + " |" + "".join(f"{name:>22}" for name in results))
     for i in range(len(trl["losses"])):
-        print(f"{i + 1:<5}" + "".join(f"{r['losses'][i]:>22.8f}" for r in results.values()))
+        print(f"{i + 1:<5}" + "".join(f"{r['losses'][i]:>22.8f}" for r in results.values()) + " |"
+              + "".join(f"{r['grad_norms'][i]:>22.6f}" for r in results.values()))
 
 
 def main() -> None:
@@ -75,6 +77,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--only", choices=["dpo", "sft"], default=None)
     p.add_argument("--no-padded", action="store_true", help="skip kubealign's padding_free=off side (saves time)")
+    p.add_argument("--trl-checkpointing", choices=["on", "off"], default="on",
+                   help="TRL's gradient_checkpointing (on is TRL's default; off for the per-step loss comparison)")
     a = p.parse_args()
     if a.model is None:
         from kubealign.demo_model import prepare_demo_model

@@ -96,7 +96,8 @@ def trl_side(a: argparse.Namespace, tmp: Path) -> tuple[list[float], list[float]
               "warmup_steps": 0, "num_train_epochs": 1, "max_grad_norm": 1.0, "weight_decay": 0.0,
               "optim": "adamw_torch", "logging_steps": 1, "save_strategy": "no", "report_to": [], "seed": 0,
               "train_sampling_strategy": "sequential", "use_cpu": True, "dataloader_num_workers": 0,
-              "max_length": a.max_length, "disable_tqdm": True}
+              "max_length": a.max_length, "disable_tqdm": True,
+              "gradient_checkpointing": a.trl_checkpointing == "on"}
     if a.algo == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -126,6 +127,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--padding-free", choices=["on", "off"], default="on")
     p.add_argument("--init-lora", required=True)
+    p.add_argument("--trl-checkpointing", choices=["on", "off"], default="on")
     a = p.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
