@@ -1,0 +1,111 @@
+"""The RLAIF demo's table: the SFT model, every round's policy, with 95% intervals and paired tests vs SFT.
+
+    python scripts/rlaif_table.py out/demo-rlaif/kubealign-rlaif-<stamp> --config configs/demo-rlaif.yaml
+                                  [--set key=value ...] [--extra NAME=METRICS_JSON ...]
+
+A finished `kubealign run rlaif --rounds R` folder holds the SFT policy (`merge-lora/merged`), round r's
+policy (`merge-lora-<r+1>/merged`), round 1's pairs (`preferences/pairs`) and the graph's own
+evaluation of round R against SFT (`evaluate/results/metrics.json`). This script runs the evaluate stage
+with the same settings (the config file and --set, as `kubealign run` resolves them) on each earlier
+round's policy against the same SFT model, on the same prompts (`<run>/round-eval/round-<r>/`, skipped
+when already there), and prints one Markdown table. `--extra NAME=FILE` adds a column from another
+evaluation's metrics.json (e.g. the PPO graph's, `make run-rlaif-ppo`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from kubealign import knobs
+from kubealign.config import EvalConfig
+from kubealign.graphs import pipeline
+from kubealign.pipeline_params import _defaults_of, resolve
+
+# (label, metric prefix): rates judged on prompt sets, the same prompts for both models
+RATES = (("refusal, held-out harmful (higher is better)", "refusal/harmful"),
+         ("refusal, jailbreak-wrapped harmful (higher is better)", "refusal/jailbreak"),
+         ("over-refusal, benign-but-edgy (lower is better)", "refusal/benign_edgy"))
+
+
+def round_dirs(run: Path) -> list[Path]:
+    """Round r's merged policy is the (r+1)-th merge task: merge-lora (SFT), merge-lora-2 (round 1), ..."""
+    found = {}
+    for d in run.iterdir():
+        m = re.fullmatch(r"merge-lora-(\d+)", d.name)
+        if m and (d / "merged").is_dir():
+            found[int(m.group(1)) - 1] = d / "merged"
+    return [found[r] for r in sorted(found)]
+
+
+def eval_settings(config: str | None, sets: list[str]) -> EvalConfig:
+    full = resolve(pipeline("rlaif"), _defaults_of("rlaif"), config, sets, require=False)
+    full = {**_defaults_of("rlaif"), **full}
+    return EvalConfig.model_validate(knobs.settings_data("evaluate", knobs.args_for("rlaif", "evaluate", full)))
+
+
+def evaluate_round(run: Path, r: int, policy: Path, cfg: EvalConfig) -> dict[str, float]:
+    from kubealign.stages import evaluate
+
+    out = run / "round-eval" / f"round-{r}"
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    print(f"evaluating round {r} ({policy}) against SFT ...", file=sys.stderr, flush=True)
+    return evaluate.run(cfg, str(run / "merge-lora" / "merged"), str(policy),
+                        str(run / "preferences" / "pairs" / "eval.jsonl"), str(out))
+
+
+def cell(m: dict[str, float], key: str) -> str:
+    return f"{m[key]:.3f} [{m[f'{key}/low']:.3f}, {m[f'{key}/high']:.3f}]" if key in m else "n/a"
+
+
+def diff(m: dict[str, float], prefix: str) -> str:
+    if f"{prefix}/diff" not in m:
+        return ""
+    verdict = "real" if m[f"{prefix}/real"] else "within noise"
+    return (f"; {m[f'{prefix}/diff']:+.3f} [{m[f'{prefix}/diff_low']:+.3f}, {m[f'{prefix}/diff_high']:+.3f}], "
+            f"p {m[f'{prefix}/p_value']:.3g}: {verdict}")
+
+
+def table(columns: dict[str, dict[str, float]]) -> str:
+    first = next(iter(columns.values()))
+    head = ["", "SFT (n)"] + list(columns)
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, prefix in RATES:
+        n = int(first.get(f"{prefix}/n", 0))
+        rows.append(f"| {label} | {cell(first, prefix + '/sft')} ({n}) | "
+                    + " | ".join(cell(m, prefix + "/aligned") + diff(m, prefix) for m in columns.values()) + " |")
+    rows.append("| win rate vs SFT, implicit reward (0.5 = even) | | "
+                + " | ".join(cell(m, "winrate/implicit_reward") for m in columns.values()) + " |")
+    rows.append("| KL estimate vs SFT (nats) | | "
+                + " | ".join(f"{m.get('kl/aligned_vs_sft', float('nan')):.2f}" for m in columns.values()) + " |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--config")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--extra", action="append", default=[], help="NAME=metrics.json of another evaluation")
+    a = ap.parse_args()
+    rounds = round_dirs(a.run)
+    if not rounds:
+        raise SystemExit(f"{a.run}: no merge-lora-<n>/merged folder: not a finished rlaif run")
+    cfg = eval_settings(a.config, a.set)
+    columns = {}
+    for r, policy in enumerate(rounds[:-1], 1):
+        columns[f"round {r}"] = evaluate_round(a.run, r, policy, cfg)
+    columns[f"round {len(rounds)}"] = json.loads((a.run / "evaluate" / "results" / "metrics.json").read_text())
+    for item in a.extra:
+        name, _, path = item.partition("=")
+        columns[name] = json.loads(Path(path).read_text())
+    print(table(columns))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
