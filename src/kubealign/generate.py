@@ -2,8 +2,9 @@
 
 Why it is fast enough for evaluation sets of hundreds of prompts on a CPU:
 - prompts are tokenized once and sorted by length before batching, so a batch pads to a width close to
-  its own prompts' (padding tokens cost a full forward each step); the responses come back in the
-  caller's order;
+  its own prompts' (padding tokens cost a full forward each step); batches are wide (a decode step is a
+  skinny matrix product per layer: more rows use the matrix units better) but capped in tokens, so long
+  prompts go in fewer rows; the responses come back in the caller's order;
 - `model.generate` reuses the KV cache, so each new token is one forward over one position;
 - it stops at the end-of-turn token: every EOS id the tokenizer and the model's generation config name
   (chat models end a turn with a token other than the tokenizer's `eos_token`, e.g. `<|im_end|>`), and
@@ -19,6 +20,12 @@ from tqdm.auto import tqdm
 
 from kubealign.data.chat import tokenize_prompt
 
+# A generation batch holds at most batch_size rows and batch_size * TOKENS_PER_ROW prompt + response slots,
+# so short prompts go 64 at a time and long ones (a 300-token MT-Bench passage) in smaller batches: the KV
+# cache a decode step copies and attends over grows with rows x length. 128 = a ~80-token chat prompt
+# plus 48 new tokens, the evaluation sets' typical row.
+TOKENS_PER_ROW = 128
+
 
 def stop_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
     """Every end-of-sequence id the tokenizer or the model's generation config names, tokenizer's first."""
@@ -30,10 +37,20 @@ def stop_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
     return ids
 
 
-def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices into `lengths` grouped into batches of similar length (longest first: memory peaks early)."""
+def length_batches(lengths: list[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices into `lengths` grouped into batches of similar length (longest first: memory peaks early).
+
+    A batch holds at most `batch_size` rows and, with `max_tokens`, at most that many padded slots
+    (rows x the batch's longest length; a row longer than `max_tokens` still gets a batch of its own)."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and (
+                max_tokens is None or (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= max_tokens):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 @torch.no_grad()
@@ -54,7 +71,8 @@ def generate(model: torch.nn.Module, tokenizer: Any, prompts: list[list[dict[str
     if do_sample:
         kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=desc is None, mininterval=2.0)
-    for batch in length_batches([len(x) for x in encoded], batch_size):
+    budget = batch_size * TOKENS_PER_ROW
+    for batch in length_batches([len(x) + max_new_tokens for x in encoded], batch_size, budget):
         ids = [encoded[i] for i in batch]
         width = max(len(x) for x in ids)
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)

@@ -51,6 +51,13 @@ def test_length_batches_group_similar_lengths_longest_first() -> None:
     assert length_batches([], 4) == []
 
 
+def test_length_batches_cap_padded_tokens() -> None:
+    # budget 20 slots: two rows of 9 fit (18), a third would not; 5,3,1 fit three to a batch (15)
+    assert length_batches([3, 9, 1, 9, 5], 4, max_tokens=20) == [[1, 3], [4, 0, 2]]
+    # a row longer than the budget still gets a batch of its own
+    assert length_batches([30, 2, 2], 4, max_tokens=20) == [[0], [1, 2]]
+
+
 def test_stop_ids_merge_tokenizer_and_generation_config() -> None:
     model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[2, 7]))
     assert stop_ids(model, SimpleNamespace(eos_token_id=7)) == [7, 2]  # type: ignore[arg-type]
