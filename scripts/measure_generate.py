@@ -4,7 +4,7 @@
                                        [--old-ref 84c0a9f] [--versions old,new] [--judge-out FILE]
 
 Prompts: a seeded sample of the packaged benign-but-edgy and helpfulness sets (half each: short and
-long prompts, as evaluate mixes them). Each version runs once on the same prompts, greedy, fp32 on
+long prompts, as evaluate mixes them), or of the sets `--sets` names. Each version runs once on the same prompts, greedy, fp32 on
 CPU; tokens/s = generated tokens (each response re-tokenized, the same count for both versions) / wall
 seconds. `--judge-out` also writes the new version's benign-but-edgy responses with the heuristic
 refusal judge's verdicts (JSONL), to read what the judge calls off-topic.
@@ -57,12 +57,19 @@ def main() -> int:
     ap.add_argument("--old-ref", default="84c0a9f")
     ap.add_argument("--judge-out")
     ap.add_argument("--versions", default="old,new", help="which to run, comma-separated: old, new")
+    ap.add_argument("--sets", default="benign_edgy,helpful",
+                    help="packaged prompt sets the prompts are drawn from, evenly (e.g. harmful)")
     args = ap.parse_args()
     torch.manual_seed(0)
     model = models.load_causal_lm(models.resolve_model_dir(args.model), torch.float32, torch.device("cpu"))
     tokenizer = models.load_tokenizer(models.resolve_model_dir(args.model))
-    half = args.prompts // 2
-    rows = load_prompt_set("benign_edgy", None, half, 0) + load_prompt_set("helpful", None, args.prompts - half, 0)
+    names = args.sets.split(",")
+    rows: list = []
+    half = 0  # --judge-out judges the first set's answers
+    for i, name in enumerate(names):
+        share = args.prompts // len(names) + (1 if i < args.prompts % len(names) else 0)
+        rows += load_prompt_set(name, None, share, 0)
+        half = half or len(rows)
     prompts = as_conversations(rows)
     results = {}
     wanted = args.versions.split(",")

@@ -9,7 +9,9 @@ evaluation of round R against SFT (`evaluate/results/metrics.json`). This script
 with the same settings (the config file and --set, as `kubealign run` resolves them) on each earlier
 round's policy against the same SFT model, on the same prompts (`<run>/round-eval/round-<r>/`, skipped
 when already there), and prints one Markdown table. `--extra NAME=FILE` adds a column from another
-evaluation's metrics.json (e.g. the PPO graph's, `make run-rlaif-ppo`).
+evaluation's metrics.json (e.g. the PPO graph's, `make run-rlaif-ppo`). `--rejudge` recomputes every
+column's refusal rates from its saved answers (samples.json) with the current heuristic refusal judge, for
+when the judge changed after the run; no model is loaded for that.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from kubealign.pipeline_params import _defaults_of, resolve
 # (label, metric prefix): rates judged on prompt sets, the same prompts for both models
 RATES = (("refusal, held-out harmful (higher is better)", "refusal/harmful"),
          ("refusal, jailbreak-wrapped harmful (higher is better)", "refusal/jailbreak"),
-         ("over-refusal, benign-but-edgy (lower is better)", "refusal/benign_edgy"))
+         ("over-refusal, benign-but-edgy (lower is better)", "refusal/benign_edgy"),
+         ("off-topic answers, benign-but-edgy (lower is better)", "offtopic/benign_edgy"))
 
 
 def round_dirs(run: Path) -> list[Path]:
@@ -56,6 +59,20 @@ def evaluate_round(run: Path, r: int, policy: Path, cfg: EvalConfig) -> dict[str
     print(f"evaluating round {r} ({policy}) against SFT ...", file=sys.stderr, flush=True)
     return evaluate.run(cfg, str(run / "merge-lora" / "merged"), str(policy),
                         str(run / "preferences" / "pairs" / "eval.jsonl"), str(out))
+
+
+def rejudged(metrics: dict[str, float], samples_path: Path, seed: int) -> dict[str, float]:
+    """`metrics` with the refusal-set rates recomputed from the saved answers by the heuristic judge."""
+    from kubealign.refusal import judge_refusals
+    from kubealign.refusal.rates import MODELS, set_metrics
+
+    samples = json.loads(samples_path.read_text())
+    out = dict(metrics)
+    for name, requests in samples["judged_requests"].items():
+        if requests:
+            verdicts = {m: judge_refusals(requests, samples["responses"][m][name], "heuristic") for m in MODELS}
+            out.update(set_metrics(name, verdicts, seed=seed))
+    return out
 
 
 def cell(m: dict[str, float], key: str) -> str:
@@ -91,6 +108,7 @@ def main() -> int:
     ap.add_argument("--config")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--extra", action="append", default=[], help="NAME=metrics.json of another evaluation")
+    ap.add_argument("--rejudge", action="store_true", help="recompute refusal rates with the current heuristic judge")
     a = ap.parse_args()
     rounds = round_dirs(a.run)
     if not rounds:
@@ -103,6 +121,11 @@ def main() -> int:
     for item in a.extra:
         name, _, path = item.partition("=")
         columns[name] = json.loads(Path(path).read_text())
+    if a.rejudge:
+        samples = [a.run / "round-eval" / f"round-{r}" / "samples.json" for r in range(1, len(rounds))]
+        samples.append(a.run / "evaluate" / "results" / "samples.json")
+        samples += [Path(item.partition("=")[2]).parent / "samples.json" for item in a.extra]
+        columns = {k: rejudged(m, p, cfg.seed) for (k, m), p in zip(columns.items(), samples, strict=True)}
     print(table(columns))
     return 0
 
