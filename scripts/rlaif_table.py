@@ -45,8 +45,7 @@ def round_dirs(run: Path) -> list[Path]:
 
 
 def eval_settings(config: str | None, sets: list[str]) -> EvalConfig:
-    full = resolve(pipeline("rlaif"), _defaults_of("rlaif"), config, sets, require=False)
-    full = {**_defaults_of("rlaif"), **full}
+    full = resolve(pipeline("rlaif"), _defaults_of("rlaif"), config, sets, require=False)  # defaults < file < --set
     return EvalConfig.model_validate(knobs.settings_data("evaluate", knobs.args_for("rlaif", "evaluate", full)))
 
 
@@ -61,18 +60,14 @@ def evaluate_round(run: Path, r: int, policy: Path, cfg: EvalConfig) -> dict[str
                         str(run / "preferences" / "pairs" / "eval.jsonl"), str(out))
 
 
-def rejudged(metrics: dict[str, float], samples_path: Path, seed: int) -> dict[str, float]:
-    """`metrics` with the refusal-set rates recomputed from the saved answers by the heuristic judge."""
-    from kubealign.refusal import judge_refusals
-    from kubealign.refusal.rates import MODELS, set_metrics
+def rejudged(metrics: dict[str, float], samples_path: Path, cfg: EvalConfig) -> dict[str, float]:
+    """`metrics` with the refusal-set rates recomputed from the saved answers by the heuristic judge
+    (evaluate's own `refusal_metrics`, on the requests and answers its samples.json kept)."""
+    from kubealign.stages.evaluate import refusal_metrics
 
     samples = json.loads(samples_path.read_text())
-    out = dict(metrics)
-    for name, requests in samples["judged_requests"].items():
-        if requests:
-            verdicts = {m: judge_refusals(requests, samples["responses"][m][name], "heuristic") for m in MODELS}
-            out.update(set_metrics(name, verdicts, seed=seed))
-    return out
+    judged, _ = refusal_metrics("heuristic", samples["judged_requests"], samples["responses"], cfg)
+    return {**metrics, **judged}
 
 
 def cell(m: dict[str, float], key: str) -> str:
@@ -125,7 +120,7 @@ def main() -> int:
         samples = [a.run / "round-eval" / f"round-{r}" / "samples.json" for r in range(1, len(rounds))]
         samples.append(a.run / "evaluate" / "results" / "samples.json")
         samples += [Path(item.partition("=")[2]).parent / "samples.json" for item in a.extra]
-        columns = {k: rejudged(m, p, cfg.seed) for (k, m), p in zip(columns.items(), samples, strict=True)}
+        columns = {k: rejudged(m, p, cfg) for (k, m), p in zip(columns.items(), samples, strict=True)}
     print(table(columns))
     return 0
 

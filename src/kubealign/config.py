@@ -196,7 +196,8 @@ class EvalConfig(Settings):
     generate_batch_size: int = Field(
         64, ge=1, description="Prompts per greedy generation batch (KV cache). A decode step of a small model is "
         "one skinny matrix product per layer, so wider batches use the matrix units better: on a 2-core CPU, "
-        "SmolLM2-135M, 64 short prompts: 51.8 tokens/s at 16, 79.6 at 64 (scripts/measure_generate.py).")
+        "SmolLM2-135M, 64 harmful prompts: 47.3 tokens/s at 16, 83.3 at 64 with the token cap "
+        "(scripts/measure_generate.py --sets harmful).")
     num_samples: int = Field(8, ge=0, description="Held-out prompts shown side by side in the report.")
     num_harmful: int = Field(
         100, ge=0, description="Harmful prompts for the refusal rate (seeded sample, stratified by risk area); "

@@ -28,18 +28,14 @@ def _settings(pairs: list[str]) -> PreferencesConfig:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
+    from kubealign.data.prompts import PROMPT_SETS
     from kubealign.prompt_split import split_prompt_sets
 
-    fraction: float | dict[str, float] = {}
-    for part in (args.held_out_fraction or "").split(","):
-        if not part.strip():
-            continue
+    fraction: dict[str, float] = {}  # over prompt_split.DEFAULT_HELD_OUT; a bare number sets every set
+    for part in filter(str.strip, (args.held_out_fraction or "").split(",")):
         name, eq, value = part.partition("=")
         try:
-            if eq:
-                fraction[name.strip()] = float(value)  # type: ignore[index]
-            else:
-                fraction = float(name)
+            fraction.update({name.strip(): float(value)} if eq else dict.fromkeys(PROMPT_SETS, float(name)))
         except ValueError as exc:
             raise ConfigError(f"--held-out-fraction: expected a number or set=number pairs, got {part!r}") from exc
     try:

@@ -4,6 +4,7 @@ prompt split. Real: pydantic, YAML files on disk, the packaged prompt sets; no m
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,16 @@ def test_split_default_fractions_hold_out_100_per_set_and_leak_nothing(tmp_path:
         split_prompt_sets(tmp_path / "bad", {"helpful": 1.0})
     with pytest.raises(ValueError, match="unknown prompt set 'toxic'"):
         split_prompt_sets(tmp_path / "bad", {"toxic": 0.5})
+
+
+def test_split_cli_fractions_parse_to_per_set_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a bare number sets every set; set=number pairs after it override one set
+    assert main(["preferences", "split", "--out", str(tmp_path / "a"), "--held-out-fraction", "0.3,harmful=0.5"]) == 0
+    assert split_prompt_sets(tmp_path / "b", {"harmful": 0.5, "benign_edgy": 0.3, "helpful": 0.3}) == {
+        name: {"train": int(t), "held_out": int(h)} for name, t, h in
+        re.findall(r"(\w+): (\d+) train, (\d+) held out", capsys.readouterr().out)}
+    assert main(["preferences", "split", "--out", str(tmp_path / "c"), "--held-out-fraction", "abc"]) == 2
+    assert "--held-out-fraction: expected a number or set=number pairs, got 'abc'" in capsys.readouterr().err
 
 
 def test_accuracy_by_label_by_hand() -> None:
