@@ -9,7 +9,8 @@ evaluation of round R against SFT (`evaluate/results/metrics.json`). This script
 with the same settings (the config file and --set, as `kubealign run` resolves them) on each earlier
 round's policy against the same SFT model, on the same prompts (`<run>/round-eval/round-<r>/`, skipped
 when already there), and prints one Markdown table. `--extra NAME=FILE` adds a column from another
-evaluation's metrics.json (e.g. the PPO graph's, `make run-rlaif-ppo`). `--rejudge` recomputes every
+evaluation's metrics.json (e.g. the PPO graph's, `make run-rlaif-ppo`);
+`--graph rlaif_ppo` reads a `make run-rlaif-ppo` folder itself (its one column is the PPO policy). `--rejudge` recomputes every
 column's refusal rates from its saved answers (samples.json) with the current heuristic refusal judge, for
 when the judge changed after the run; no model is loaded for that.
 """
@@ -44,9 +45,9 @@ def round_dirs(run: Path) -> list[Path]:
     return [found[r] for r in sorted(found)]
 
 
-def eval_settings(config: str | None, sets: list[str]) -> EvalConfig:
-    full = resolve(pipeline("rlaif"), _defaults_of("rlaif"), config, sets, require=False)  # defaults < file < --set
-    return EvalConfig.model_validate(knobs.settings_data("evaluate", knobs.args_for("rlaif", "evaluate", full)))
+def eval_settings(config: str | None, sets: list[str], graph: str = "rlaif") -> EvalConfig:
+    full = resolve(pipeline(graph), _defaults_of(graph), config, sets, require=False)  # defaults < file < --set
+    return EvalConfig.model_validate(knobs.settings_data("evaluate", knobs.args_for(graph, "evaluate", full)))
 
 
 def evaluate_round(run: Path, r: int, policy: Path, cfg: EvalConfig) -> dict[str, float]:
@@ -90,8 +91,10 @@ def table(columns: dict[str, dict[str, float]]) -> str:
         n = int(first.get(f"{prefix}/n", 0))
         rows.append(f"| {label} | {cell(first, prefix + '/sft')} ({n}) | "
                     + " | ".join(cell(m, prefix + "/aligned") + diff(m, prefix) for m in columns.values()) + " |")
-    rows.append("| win rate vs SFT, implicit reward (0.5 = even) | | "
-                + " | ".join(cell(m, "winrate/implicit_reward") for m in columns.values()) + " |")
+    # the PPO graph's own reward model where the run has one (what its gate reads), else DPO's implicit reward
+    rows.append("| win rate vs SFT: reward model (PPO graph), implicit reward (DPO) (0.5 = even) | | "
+                + " | ".join(cell(m, "winrate/reward_model" if "winrate/reward_model" in m
+                                  else "winrate/implicit_reward") for m in columns.values()) + " |")
     rows.append("| KL estimate vs SFT (nats) | | "
                 + " | ".join(f"{m.get('kl/aligned_vs_sft', float('nan')):.2f}" for m in columns.values()) + " |")
     return "\n".join(rows)
@@ -101,6 +104,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--config")
+    ap.add_argument("--graph", default="rlaif", choices=("rlaif", "rlaif_ppo"),
+                    help="rlaif_ppo: the PPO graph's run (its merge-lora-2 is the PPO policy, one column)")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--extra", action="append", default=[], help="NAME=metrics.json of another evaluation")
     ap.add_argument("--rejudge", action="store_true", help="recompute refusal rates with the current heuristic judge")
@@ -108,11 +113,11 @@ def main() -> int:
     rounds = round_dirs(a.run)
     if not rounds:
         raise SystemExit(f"{a.run}: no merge-lora-<n>/merged folder: not a finished rlaif run")
-    cfg = eval_settings(a.config, a.set)
+    cfg = eval_settings(a.config, a.set, a.graph)
     columns = {}
     for r, policy in enumerate(rounds[:-1], 1):
         columns[f"round {r}"] = evaluate_round(a.run, r, policy, cfg)
-    columns[f"round {len(rounds)}"] = json.loads((a.run / "evaluate" / "results" / "metrics.json").read_text())
+    columns["PPO" if a.graph == "rlaif_ppo" else f"round {len(rounds)}"] = json.loads((a.run / "evaluate" / "results" / "metrics.json").read_text())
     for item in a.extra:
         name, _, path = item.partition("=")
         columns[name] = json.loads(Path(path).read_text())

@@ -1,0 +1,100 @@
+"""A reward model's pair accuracy on held-out pairs, by kind: does it prefer refusing harmful requests
+and serving benign ones on prompts it never trained on?
+
+    python scripts/reward_heldout.py out/demo-rlaif-ppo/kubealign-rlaif-ppo-<stamp> \
+        --config configs/demo-rlaif-ppo.yaml --prompts-dir out/rlaif-prompts/held_out [--per-kind 80]
+
+The pairs are built the way the run built its training pairs: the preferences stage (the run's own
+settings, from the config file and --set as `kubealign run` resolves them) samples K answers from the
+run's SFT model (`merge-lora/merged`) to held-out prompts (`kubealign preferences split`: never in
+train.jsonl) and keeps (best, worst) under the constitution. Harmful prompts come from
+`harmful.jsonl`; benign ones half from `benign_edgy.jsonl`, half from `helpful.jsonl`. The run's reward
+model (`reward-model/model`) then scores both answers of every pair; accuracy is the share of pairs with
+chosen scored strictly above rejected, per kind, with its 95% bootstrap interval. Pairs and scores are
+written to `<run>/reward-heldout/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kubealign import knobs
+from kubealign.config import PreferencesConfig
+from kubealign.graphs import pipeline
+from kubealign.pipeline_params import _defaults_of, resolve
+
+
+def prompt_rows(prompts_dir: Path, per_kind: int) -> list[dict[str, str]]:
+    """`per_kind` harmful prompts, and `per_kind` benign ones split between the two benign sets."""
+    def first(name: str, n: int, label: str) -> list[dict[str, str]]:
+        lines = (prompts_dir / f"{name}.jsonl").read_text().splitlines()
+        return [{"prompt": json.loads(line)["prompt"], "label": label} for line in lines if line.strip()][:n]
+
+    half = per_kind // 2
+    return (first("harmful", per_kind, "harmful") + first("benign_edgy", half, "benign")
+            + first("helpful", per_kind - half, "benign"))
+
+
+def pref_settings(config: str | None, sets: list[str]) -> PreferencesConfig:
+    full = resolve(pipeline("rlaif_ppo"), _defaults_of("rlaif_ppo"), config, sets, require=False)
+    data = knobs.settings_data("preferences", knobs.args_for("rlaif_ppo", "preferences", full))
+    return PreferencesConfig.model_validate({**data, "num_prompts": 0, "eval_fraction": 0.0})  # all, none held back
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--config")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--prompts-dir", type=Path, default=Path("out/rlaif-prompts/held_out"))
+    ap.add_argument("--per-kind", type=int, default=80, help="held-out prompts of each kind (harmful, benign)")
+    a = ap.parse_args()
+
+    import torch
+
+    from kubealign import models
+    from kubealign.constitution import accuracy_by_label
+    from kubealign.scoring import load_reward_model, pair_rewards, tokenize_pairs
+    from kubealign.stages import preferences
+    from kubealign.stages.common import read_jsonl
+
+    sft, reward = a.run / "merge-lora" / "merged", a.run / "reward-model" / "model"
+    for d in (sft, reward):
+        if not d.is_dir():
+            raise SystemExit(f"{d}: missing: not a finished rlaif_ppo run")
+    out = a.run / "reward-heldout"
+    pairs_dir = out / "pairs"
+    rows = prompt_rows(a.prompts_dir, a.per_kind)
+    cfg = pref_settings(a.config, a.set)
+    if not (pairs_dir / "train.jsonl").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        prompts = out / "prompts.jsonl"
+        prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"sampling {cfg.num_responses} answers to {len(rows)} held-out prompts from {sft} ...",
+              file=sys.stderr, flush=True)
+        preferences.run(cfg, str(sft), str(prompts), str(pairs_dir))
+    records = read_jsonl(str(pairs_dir / "train.jsonl"))
+
+    tokenizer = models.load_tokenizer(reward)
+    model = load_reward_model(reward, torch.float32, torch.device("cpu"), pad_token_id=tokenizer.pad_token_id)
+    chosen, rejected = pair_rewards(model, tokenize_pairs(tokenizer, records, cfg.max_length),
+                                    tokenizer.pad_token_id, cfg.batch_size, torch.device("cpu"))
+    labels = [r.get("label") for r in records]
+    acc = accuracy_by_label(labels, chosen.tolist(), rejected.tolist(), prefix="accuracy")
+    (out / "scores.json").write_text(json.dumps({"labels": labels, "chosen": chosen.tolist(),
+                                                 "rejected": rejected.tolist(), **acc}, indent=1) + "\n")
+    print(f"held-out prompts: {sum(r['label'] == 'harmful' for r in rows)} harmful, "
+          f"{sum(r['label'] == 'benign' for r in rows)} benign -> {len(records)} pairs")
+    print("| kind | pairs | pair accuracy [95% interval] |\n|---|---|---|")
+    for kind in ("harmful", "benign"):
+        if f"accuracy/{kind}" in acc:
+            print(f"| {kind} | {acc[f'accuracy/{kind}/n']:.0f} | {acc[f'accuracy/{kind}']:.3f} "
+                  f"[{acc[f'accuracy/{kind}/low']:.3f}, {acc[f'accuracy/{kind}/high']:.3f}] |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
