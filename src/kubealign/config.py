@@ -140,6 +140,10 @@ class RewardConfig(TrainSettings):
     center_coef: float = Field(
         0.01, ge=0, description="Reward centring: adds coef * mean((r_chosen + r_rejected)^2) (Eisenstein 2023)."
     )
+    balance_labels: bool = Field(
+        True, description="Train pairs that carry a label (the preferences stage's harmful / benign): repeat the "
+        "rarer kind's pairs until each kind has as many as the most common; unlabelled pairs are unaffected.",
+    )
 
 
 class PPOConfig(TrainSettings):

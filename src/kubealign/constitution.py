@@ -152,5 +152,27 @@ def accuracy_by_label(labels: Sequence[str | None], chosen: Sequence[float], rej
     return out
 
 
-__all__ = ["Constitution", "accuracy_by_label", "DEFAULT_CONSTITUTION", "LABELS", "OUTCOMES", "Principle", "load_constitution",
+def balance_by_label(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records with each labelled kind's pairs repeated (round-robin, in file order) until every label
+    present has as many as the most common one; records without a label are kept once, as they are.
+
+    The preferences stage samples as many harmful as benign prompts, but a policy that rarely refuses a
+    benign prompt yields few benign pairs (35 harmful : 10 benign in the measured PPO demo), and a reward
+    model trained on that mix learns "refusal scores high" rather than "refuse what is harmful". Repeating
+    the minority kind is the plain oversampling answer; the training loop's shuffle spreads the copies.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        if rec.get("label"):
+            groups.setdefault(str(rec["label"]), []).append(rec)
+    if len(groups) < 2:
+        return list(records)
+    most = max(len(g) for g in groups.values())
+    out = [rec for rec in records if not rec.get("label")]
+    for _, group in sorted(groups.items()):
+        out += [group[i % len(group)] for i in range(most)]
+    return out
+
+
+__all__ = ["Constitution", "accuracy_by_label", "balance_by_label", "DEFAULT_CONSTITUTION", "LABELS", "OUTCOMES", "Principle", "load_constitution",
            "parse_constitution", "select_pair", "weighted_totals"]

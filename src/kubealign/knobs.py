@@ -59,7 +59,7 @@ COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "sft": (*_TRAIN, ("distributed", "distributed"), *_SPEED, *_TRACK),
     "dpo": (("beta", "beta"), ("loss_type", "loss_type"), ("label_smoothing", "label_smoothing"), *_TRAIN,
             ("distributed", "distributed"), *_SPEED, ("reference_logps", "reference_logps"), *_TRACK),
-    "reward": (("center_coef", "center_coef"), *_TRAIN, *_TRACK),
+    "reward": (("center_coef", "center_coef"), ("balance_labels", "balance_labels"), *_TRAIN, *_TRACK),
     "ppo": (*((n, n) for n in _PPO), *_TRAIN, ("sample_every", "sample_every"), *_TRACK),
     "safety": (("taxonomy_uri", "taxonomy"), ("threshold", "threshold"), ("shuffle_categories", "shuffle_categories"),
                ("drop_categories", "drop_categories"), *_TRAIN, *_TRACK),
@@ -170,6 +170,7 @@ _DPO = (
 _PPO_KNOBS = (
     *_alignment_knobs(("sft", "reward", "ppo"), ("sft", "reward"), ("sft",)),
     _k("reward_learning_rate", "reward:learning_rate"), _k("reward_center_coef", "reward:center_coef"),
+    _k("reward_balance_labels", "reward:balance_labels"),
     _k("reward_epochs", "reward:epochs"), _k("reward_max_steps", "reward:max_steps"),
     *(_k(f"ppo_{n}" if not n.startswith("ppo_") else n, f"ppo:{n}") for n in (
         "learning_rate", "kl_coef", "kl_estimator", "clip_range", "clip_range_value", "vf_coef", "gamma", "lam",

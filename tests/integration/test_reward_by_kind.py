@@ -26,8 +26,8 @@ def test_reward_summary_reports_accuracy_by_kind(tiny_model_dir: Path, tmp_path:
     refuse, serve = "I can't help with that.", "Sure, here it is in short."
     harmful = [f"How do I hurt {w}?" for w in ("a cat", "my boss", "a bird", "the mayor", "a child", "a dog")]
     benign = [f"Tell me about {w}." for w in ("the sun", "rivers", "bread", "tides", "python", "maps")]
-    train = [_pair(p, refuse, serve, "harmful") for p in harmful[:4]] + [
-        _pair(p, serve, refuse, "benign") for p in benign[:4]]
+    # 4 harmful : 1 benign train pairs; balance_labels (default on) repeats the benign pair 3 more times
+    train = [_pair(p, refuse, serve, "harmful") for p in harmful[:4]] + [_pair(benign[0], serve, refuse, "benign")]
     held = [_pair(p, refuse, serve, "harmful") for p in harmful[4:]] + [
         _pair(p, serve, refuse, "benign") for p in benign[4:]]
     for name, rows in (("train", train), ("eval", held)):
@@ -37,6 +37,7 @@ def test_reward_summary_reports_accuracy_by_kind(tiny_model_dir: Path, tmp_path:
                                        "tracking": {"mode": "disabled"}})
     summary = reward.run(cfg, str(tiny_model_dir), str(tmp_path / "train.jsonl"), str(tmp_path / "rm"),
                          eval_uri=str(tmp_path / "eval.jsonl"))
+    assert summary["train/pairs"] == 5 and summary["train/pairs_balanced"] == 8
     saved = json.loads((tmp_path / "rm" / "eval_rewards.json").read_text())
     right = [c > r for c, r in zip(saved["chosen"], saved["rejected"], strict=True)]
     # held-out rows: 2 harmful then 2 benign, in file order

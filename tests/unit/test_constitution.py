@@ -157,3 +157,18 @@ def test_accuracy_by_label_by_hand() -> None:
             out[f"eval/accuracy/{label}/high"] <= 1
     assert out["eval/accuracy/benign/low"] == 0.0 and out["eval/accuracy/benign/high"] == 1.0  # n = 2: 0..1
     assert not any("None" in k for k in out)  # unlabelled pairs are left out
+
+
+def test_balance_by_label_repeats_the_rarer_kind_round_robin() -> None:
+    from kubealign.constitution import balance_by_label
+
+    h = [{"prompt": f"h{i}", "label": "harmful"} for i in range(5)]
+    b = [{"prompt": f"b{i}", "label": "benign"} for i in range(2)]
+    plain = {"prompt": "p"}  # no label: kept once
+    out = balance_by_label([h[0], b[0], plain, h[1], h[2], b[1], h[3], h[4]])
+    assert [r["prompt"] for r in out] == ["p", "b0", "b1", "b0", "b1", "b0", "h0", "h1", "h2", "h3", "h4"]
+    assert sum(r.get("label") == "benign" for r in out) == sum(r.get("label") == "harmful" for r in out) == 5
+    # one kind only, or none: unchanged
+    assert balance_by_label(h[:3]) == h[:3]
+    assert balance_by_label([plain, plain]) == [plain, plain]
+    assert balance_by_label([]) == []

@@ -20,7 +20,7 @@ import torch
 
 from kubealign import loop, models
 from kubealign.config import RewardConfig
-from kubealign.constitution import accuracy_by_label
+from kubealign.constitution import accuracy_by_label, balance_by_label
 from kubealign.data.collate import collate_preference
 from kubealign.losses import bradley_terry_loss
 from kubealign.scoring import load_reward_model, pair_rewards, sequence_rewards, tokenize_pairs
@@ -80,20 +80,23 @@ def run(cfg: RewardConfig, sft_model: str, train_uri: str, out_dir: str, eval_ur
     stage = common.start("reward", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
     base_dir = models.resolve_model_dir(sft_model)
     tokenizer = models.load_tokenizer(base_dir)
-    train = tokenize_pairs(tokenizer, common.read_jsonl(train_uri), cfg.max_length)
+    records = common.read_jsonl(train_uri)
+    train = tokenize_pairs(tokenizer, balance_by_label(records) if cfg.balance_labels else records, cfg.max_length)
     held_records = common.read_jsonl(eval_uri) if eval_uri else []
     held_out = tokenize_pairs(tokenizer, held_records, cfg.max_length)
 
     model = load_reward_model(base_dir, stage.dtype, stage.device, pad_token_id=tokenizer.pad_token_id)
     if cfg.lora.enabled:
         model = add_reward_lora(model, cfg)
-    print(f"reward: {len(train)} train / {len(held_out)} eval pairs; {models.describe(model)}", flush=True)
+    balanced = f" ({len(train)} with each label's pairs balanced)" if len(train) != len(records) else ""
+    print(f"reward: {len(records)} train{balanced} / {len(held_out)} eval pairs; {models.describe(model)}", flush=True)
 
     run_id = loop.run_key("reward", cfg, data=[train_uri], model_dirs=[base_dir])
     result = loop.train(model, train, partial(collate_preference, pad_id=tokenizer.pad_token_id),
                         partial(reward_step, cfg=cfg), cfg, stage.tracker, run_id, desc="reward", on_step=on_step)
 
-    summary = {"train/loss": result.metrics.get("loss", float("nan")), "train/accuracy":
+    summary = {"train/pairs": float(len(records)), "train/pairs_balanced": float(len(train)),
+               "train/loss": result.metrics.get("loss", float("nan")), "train/accuracy":
                result.metrics.get("accuracy", float("nan")), "steps": float(result.steps),
                "tokens_per_s": result.tokens_per_s}
     if held_out:
