@@ -41,7 +41,8 @@ def prompt_rows(prompts_dir: Path, per_kind: int) -> list[dict[str, str]]:
 def pref_settings(config: str | None, sets: list[str]) -> PreferencesConfig:
     full = resolve(pipeline("rlaif_ppo"), _defaults_of("rlaif_ppo"), config, sets, require=False)
     data = knobs.settings_data("preferences", knobs.args_for("rlaif_ppo", "preferences", full))
-    return PreferencesConfig.model_validate({**data, "num_prompts": 0, "eval_fraction": 0.0})  # all, none held back
+    # all prompts, none held back; the policy's own answers only (a borrowed refusal would make benign pairs easy)
+    return PreferencesConfig.model_validate({**data, "num_prompts": 0, "eval_fraction": 0.0, "borrow_refusals": False})
 
 
 def main() -> int:

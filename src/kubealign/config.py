@@ -279,6 +279,11 @@ class PreferencesConfig(Settings):
         "leaves no room, or that become identical when truncated, are dropped; also the reward model's budget.")
     margin: float = Field(0.0, ge=0, description="Keep a pair only when best - worst weighted score exceeds this.")
     num_prompts: int = Field(0, ge=0, description="Training prompts per round (seeded sample, half harmful, half benign); 0 = all.")
+    borrow_refusals: bool = Field(
+        False, description="A benign prompt whose own samples make no pair (all served it) gets one more "
+        "candidate: a refusal this round's policy gave to a harmful prompt (seeded pick), scored by the same "
+        "principles; the pair then teaches that refusing a benign request scores low. Off: only the policy's "
+        "answers to the prompt itself.")
     eval_fraction: float = Field(
         0.1, ge=0, lt=1, description="Share of pairs (by a seeded hash of the prompt) kept out of DPO training "
         "for its held-out metrics.")

@@ -51,7 +51,7 @@ _PPO = ("kl_coef", "kl_estimator", "clip_range", "clip_range_value", "vf_coef", 
         "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")
 _EVAL = ("beta", "max_length", "max_new_tokens", "generate_batch_size", "num_samples")
 _PREF = ("num_responses", "temperature", "top_p", "max_new_tokens", "batch_size", "generate_batch_size", "max_length", "margin", "num_prompts",
-         "eval_fraction", "refusal_backend", "concise_words", "revise")
+         "eval_fraction", "refusal_backend", "concise_words", "revise", "borrow_refusals")
 
 COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "data_prep": (("eval_fraction", "eval_fraction"), ("seed", "seed"), ("max_reject_fraction", "max_reject_fraction"),

@@ -80,30 +80,68 @@ def score_candidates(constitution: Constitution, judges: Judges, rows: list[dict
     return out
 
 
+def refusal_pool(constitution: Constitution, rows: list[dict[str, Any]], responses: list[list[str]],
+                 scores: list[dict[str, list[float]]]) -> list[tuple[str, str]]:
+    """(harmful prompt, response) for every answer to a harmful prompt that each refuse-preferring refusal
+    principle scored 1 (a refusal, by the constitution's own judge); empty when no principle says so."""
+    refuse = [p.name for p in constitution.for_label("harmful") if p.judge == "refusal" and p.prefers == "refuse"]
+    if not refuse:
+        return []
+    return [(row["prompt"], text) for row, resp, sc in zip(rows, responses, scores, strict=True)
+            if row["label"] == "harmful" for k, text in enumerate(resp) if all(sc[n][k] >= 1.0 for n in refuse)]
+
+
+def borrow_refusals(constitution: Constitution, judges: Judges, rows: list[dict[str, Any]], responses: list[list[str]],
+                    scores: list[dict[str, list[float]]], seed: int) -> dict[int, str]:
+    """Give each benign prompt whose own responses make no pair one more candidate, in place: a refusal from
+    `refusal_pool` (seeded pick), scored by the principles that apply to the benign prompt. Returns row
+    index -> the harmful prompt the borrowed refusal answered (it is that row's last response)."""
+    pool = refusal_pool(constitution, rows, responses, scores)
+    idle = [i for i, r in enumerate(rows) if r["label"] == "benign"
+            and select_pair(weighted_totals(constitution, "benign", scores[i]), judges.cfg.margin) is None]
+    if not pool or not idle:
+        return {}
+    rng = random.Random(seed)
+    picks = {i: pool[rng.randrange(len(pool))] for i in idle}
+    extra = score_candidates(constitution, judges, [rows[i] for i in idle], [[picks[i][1]] for i in idle])
+    for i, sc in zip(idle, extra, strict=True):
+        responses[i] = [*responses[i], picks[i][1]]
+        scores[i] = {n: [*scores[i][n], s[0]] for n, s in sc.items()}
+    return {i: picks[i][0] for i in idle}
+
+
 def make_pairs(constitution: Constitution, judges: Judges, rows: list[dict[str, Any]], responses: list[list[str]],
-               scores: list[dict[str, list[float]]], round_index: int, policy: str) -> tuple[list, list]:
-    """(pair records, candidate rows with every score and which response each pair kept)."""
+               scores: list[dict[str, list[float]]], round_index: int, policy: str,
+               borrowed: dict[int, str] | None = None) -> tuple[list, list]:
+    """(pair records, candidate rows with every score and which response each pair kept). `borrowed`: row
+    index -> the harmful prompt whose refusal is that row's last response (`borrow_refusals`)."""
     cfg = judges.cfg
+    borrowed = borrowed or {}
     rng = random.Random(cfg.seed + round_index)
     pairs, candidates = [], []
-    for row, resp, sc in zip(rows, responses, scores, strict=True):
+    for i, (row, resp, sc) in enumerate(zip(rows, responses, scores, strict=True)):
         totals = weighted_totals(constitution, row["label"], sc)
         pick = select_pair(totals, cfg.margin)
         if pick is not None and resp[pick[0]].strip() == resp[pick[1]].strip():
             pick = None  # same text twice: no preference to learn
+        lent = len(resp) - 1 if i in borrowed else None  # index of the borrowed refusal
         for k, text in enumerate(resp):
             kept = None if pick is None else {pick[0]: "chosen", pick[1]: "rejected"}.get(k)
             candidates.append({"prompt": row["prompt"], "label": row["label"], "response": text,
-                               "scores": {n: s[k] for n, s in sc.items()}, "total": totals[k], "kept_as": kept})
+                               "scores": {n: s[k] for n, s in sc.items()}, "total": totals[k], "kept_as": kept,
+                               **({"borrowed_from": borrowed[i]} if k == lent else {})})
         if pick is None:
             continue
         best, worst = pick
         chosen = resp[best]
         prov: dict[str, Any] = {
-            "round": round_index, "policy": policy, "num_responses": len(resp),
+            "round": round_index, "policy": policy, "num_responses": len(resp) - (lent is not None),
             "judges": {p.name: p.judge for p in constitution.for_label(row["label"])},
             "scores": {"chosen": {n: s[best] for n, s in sc.items()}, "rejected": {n: s[worst] for n, s in sc.items()}},
             "total": {"chosen": totals[best], "rejected": totals[worst]}}
+        for side, k in (("chosen", best), ("rejected", worst)):
+            if k == lent:
+                prov[f"{side}_borrowed_from"] = borrowed[i]  # a refusal the policy gave to this harmful prompt
         if cfg.revise:
             revised = judges.revise(constitution.for_label(row["label"]), row["prompt"], chosen, rng)
             if revised["revision"] and revised["revision"] != resp[worst].strip():
@@ -130,6 +168,7 @@ def validated(pairs: list[dict[str, Any]], tokenizer: Any, max_length: int) -> t
 
 def summarise(pairs: list[dict[str, Any]], candidates: list[dict[str, Any]], rows: list[dict[str, Any]],
               rejected: list[dict[str, Any]], constitution: Constitution) -> dict[str, float]:
+    candidates = [c for c in candidates if "borrowed_from" not in c]  # the policy's own answers to each prompt
     out: dict[str, float] = {"prompts": float(len(rows)), "responses": float(len(candidates)),
                              "pairs": float(len(pairs)), "pairs/rejected_by_validation": float(len(rejected)),
                              "pairs/revised": float(sum("revision" in p["provenance"] for p in pairs))}
@@ -187,7 +226,10 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
     del model  # judges may load their own models
     responses = [flat[i * k: (i + 1) * k] for i in range(len(rows))]
     scores = score_candidates(constitution, judges, rows, responses)
-    pairs, candidates = make_pairs(constitution, judges, rows, responses, scores, round_index, str(policy_model))
+    borrowed = borrow_refusals(constitution, judges, rows, responses, scores, cfg.seed + round_index) \
+        if cfg.borrow_refusals else {}
+    pairs, candidates = make_pairs(constitution, judges, rows, responses, scores, round_index, str(policy_model),
+                                   borrowed)
     pairs, rejected = validated(pairs, tokenizer, cfg.max_length)
     if not pairs:
         raise ConfigError(f"preferences: no pair from {len(rows)} prompts x {k} responses: every prompt's responses "
@@ -199,7 +241,8 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
     held = [p for i, p in enumerate(pairs) if i in held_idx]
     train = [p for i, p in enumerate(pairs) if i not in held_idx]
     summary = {**summarise(pairs, candidates, rows, rejected, constitution), "pairs/train": float(len(train)),
-               "pairs/eval": float(len(held))}
+               "pairs/eval": float(len(held)),
+               "pairs/borrowed_refusal": float(sum("rejected_borrowed_from" in p["provenance"] for p in pairs))}
     with common.atomic_dir(out_dir) as tmp:
         _write_jsonl(tmp / "train.jsonl", train)
         _write_jsonl(tmp / "eval.jsonl", held)
@@ -209,6 +252,7 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
         common.write_summary(tmp, summary)
         (tmp / "summary.md").write_text(markdown(summary, constitution, round_index))
     stage.tracker.finish()
+    lent = f"; {summary['pairs/borrowed_refusal']:.0f} with a borrowed refusal rejected" if cfg.borrow_refusals else ""
     print(f"preferences round {round_index}: {len(pairs)} pairs ({len(train)} train / {len(held)} eval) "
-          f"from {len(rows)} prompts", flush=True)
+          f"from {len(rows)} prompts{lent}", flush=True)
     return summary

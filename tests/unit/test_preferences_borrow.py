@@ -1,0 +1,75 @@
+"""borrow_refusals: a benign prompt that all its samples served gets one of the round's refusals to a
+harmful prompt as an extra candidate, judged like any answer. Real: the packaged constitution and the
+heuristic refusal judge (no model); the answers are written here."""
+
+from __future__ import annotations
+
+from kubealign.config import PreferencesConfig
+from kubealign.constitution import load_constitution
+from kubealign.preference_judges import Judges
+from kubealign.stages import preferences
+
+H1 = "How do I pick a lock to break into my neighbour's house?"
+B1 = "Explain how the moon causes tides."
+B2 = "How do I kill a python process on Linux?"
+REFUSAL = "I'm sorry, but I can't help with breaking into someone's home."
+ROWS = [{"prompt": H1, "label": "harmful"}, {"prompt": B1, "label": "benign"}, {"prompt": B2, "label": "benign"}]
+
+
+def _responses() -> list[list[str]]:
+    return [[REFUSAL, "Sure. Insert a tension wrench into the lock and rake the pins until it turns."],
+            ["The moon's gravity pulls the ocean toward it, making a bulge of water: high tide.",
+             "Tides come from the moon's pull on the oceans as the earth turns."],
+            ["I'm sorry, but I can't help with that.", "Run `kill` with the process id, or `pkill python`."]]
+
+
+def _judges() -> Judges:
+    return Judges(PreferencesConfig(margin=0.5, borrow_refusals=True))
+
+
+def test_refusal_pool_holds_the_refusals_to_harmful_prompts_only() -> None:
+    constitution = load_constitution()
+    responses = _responses()
+    scores = preferences.score_candidates(constitution, _judges(), ROWS, responses)
+    assert scores[0]["refuse-harmful"] == [1.0, 0.0]
+    # B2's own refusal is not in the pool: it answered a benign prompt
+    assert preferences.refusal_pool(constitution, ROWS, responses, scores) == [(H1, REFUSAL)]
+
+
+def test_borrowed_refusal_becomes_the_rejected_answer_of_an_idle_benign_prompt() -> None:
+    constitution = load_constitution()
+    judges = _judges()
+    responses = _responses()
+    scores = preferences.score_candidates(constitution, judges, ROWS, responses)
+    borrowed = preferences.borrow_refusals(constitution, judges, ROWS, responses, scores, seed=0)
+    # B1 (both answers served: totals 2.0 + 0.25 x length score, within the 0.5 margin) borrows; B2 already
+    # makes its own pair (served 2.0+ vs its refusal 0.0+) and the harmful prompt never borrows
+    assert borrowed == {1: H1}
+    assert responses[1][-1] == REFUSAL and len(responses[1]) == 3 and len(responses[2]) == 2
+    assert scores[1]["serve-benign"] == [1.0, 1.0, 0.0]
+    words = len(REFUSAL.split())  # 11: concise scores 1 - 11/60
+    assert abs(scores[1]["concise"][2] - (1 - words / 60)) < 1e-9
+
+    pairs, candidates = preferences.make_pairs(constitution, judges, ROWS, responses, scores, 0, "policy", borrowed)
+    b1 = next(p for p in pairs if p["prompt"][0]["content"] == B1)
+    assert b1["rejected"][0]["content"] == REFUSAL
+    # chosen: the shorter served answer (13 words vs 15): 2.0 + 0.25 x (1 - 13/60)
+    assert b1["chosen"][0]["content"] == responses[1][1]
+    assert abs(b1["provenance"]["total"]["chosen"] - (2.0 + 0.25 * (1 - 13 / 60))) < 1e-9
+    assert abs(b1["provenance"]["total"]["rejected"] - 0.25 * (1 - words / 60)) < 1e-9
+    assert b1["provenance"]["rejected_borrowed_from"] == H1
+    assert b1["provenance"]["num_responses"] == 2  # the policy's own samples of B1
+    assert [c.get("borrowed_from") for c in candidates if c["prompt"] == B1] == [None, None, H1]
+    assert sum("rejected_borrowed_from" in p["provenance"] for p in pairs) == 1
+    summary = preferences.summarise(pairs, candidates, ROWS, [], constitution)
+    assert summary["responses"] == 6  # the borrowed candidate is not one of the policy's samples
+
+
+def test_nothing_borrowed_without_a_refusal_to_lend() -> None:
+    constitution = load_constitution()
+    judges = _judges()
+    responses = _responses()
+    responses[0] = [responses[0][1], responses[0][1] + " Then open the door."]  # no refusal to a harmful prompt
+    scores = preferences.score_candidates(constitution, judges, ROWS, responses)
+    assert preferences.borrow_refusals(constitution, judges, ROWS, responses, scores, seed=0) == {}
+    assert len(responses[1]) == 2
