@@ -73,3 +73,19 @@ def test_nothing_borrowed_without_a_refusal_to_lend() -> None:
     scores = preferences.score_candidates(constitution, judges, ROWS, responses)
     assert preferences.borrow_refusals(constitution, judges, ROWS, responses, scores, seed=0) == {}
     assert len(responses[1]) == 2
+
+
+def test_a_refusal_is_never_lent_as_the_preferred_answer() -> None:
+    # B1 refused twice at the same length (12 words each: equal totals, no pair of its own); at margin 0 the
+    # shorter borrowed refusal (11 words) would total more and become `chosen`: it is not lent
+    constitution = load_constitution()
+    judges = Judges(PreferencesConfig(margin=0.0, borrow_refusals=True))
+    responses = _responses()
+    responses[1] = ["I'm sorry, but I can't help with that request about tides, not today.",
+                    "I'm sorry, but I can't help with that question about tides, not today."]
+    responses[2] = responses[2][1:] * 2  # B2 served twice, identically: no pair, the refusal is the worst
+    scores = preferences.score_candidates(constitution, judges, ROWS, responses)
+    assert scores[1]["serve-benign"] == [0.0, 0.0]
+    assert preferences.borrow_refusals(constitution, judges, ROWS, responses, scores, seed=0) == {2: H1}
+    assert len(responses[1]) == 2 and responses[2][-1] == REFUSAL
+    assert scores[2]["serve-benign"] == [1.0, 1.0, 0.0]

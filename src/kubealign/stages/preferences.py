@@ -94,8 +94,10 @@ def refusal_pool(constitution: Constitution, rows: list[dict[str, Any]], respons
 def borrow_refusals(constitution: Constitution, judges: Judges, rows: list[dict[str, Any]], responses: list[list[str]],
                     scores: list[dict[str, list[float]]], seed: int) -> dict[int, str]:
     """Give each benign prompt whose own responses make no pair one more candidate, in place: a refusal from
-    `refusal_pool` (seeded pick), scored by the principles that apply to the benign prompt. Returns row
-    index -> the harmful prompt the borrowed refusal answered (it is that row's last response)."""
+    `refusal_pool` (seeded pick), scored by the principles that apply to the benign prompt, and kept only
+    where it becomes the rejected answer of a pair (a refusal is never lent as the preferred answer to a
+    benign request). Returns row index -> the harmful prompt the kept refusal answered (it is that row's
+    last response)."""
     pool = refusal_pool(constitution, rows, responses, scores)
     idle = [i for i, r in enumerate(rows) if r["label"] == "benign"
             and select_pair(weighted_totals(constitution, "benign", scores[i]), judges.cfg.margin) is None]
@@ -104,10 +106,15 @@ def borrow_refusals(constitution: Constitution, judges: Judges, rows: list[dict[
     rng = random.Random(seed)
     picks = {i: pool[rng.randrange(len(pool))] for i in idle}
     extra = score_candidates(constitution, judges, [rows[i] for i in idle], [[picks[i][1]] for i in idle])
+    kept = {}
     for i, sc in zip(idle, extra, strict=True):
-        responses[i] = [*responses[i], picks[i][1]]
-        scores[i] = {n: [*scores[i][n], s[0]] for n, s in sc.items()}
-    return {i: picks[i][0] for i in idle}
+        grown = {n: [*scores[i][n], s[0]] for n, s in sc.items()}
+        pick = select_pair(weighted_totals(constitution, "benign", grown), judges.cfg.margin)
+        if pick is not None and pick[1] == len(responses[i]):  # the borrowed refusal is the worst answer
+            responses[i] = [*responses[i], picks[i][1]]
+            scores[i] = grown
+            kept[i] = picks[i][0]
+    return kept
 
 
 def make_pairs(constitution: Constitution, judges: Judges, rows: list[dict[str, Any]], responses: list[list[str]],
@@ -139,9 +146,8 @@ def make_pairs(constitution: Constitution, judges: Judges, rows: list[dict[str, 
             "judges": {p.name: p.judge for p in constitution.for_label(row["label"])},
             "scores": {"chosen": {n: s[best] for n, s in sc.items()}, "rejected": {n: s[worst] for n, s in sc.items()}},
             "total": {"chosen": totals[best], "rejected": totals[worst]}}
-        for side, k in (("chosen", best), ("rejected", worst)):
-            if k == lent:
-                prov[f"{side}_borrowed_from"] = borrowed[i]  # a refusal the policy gave to this harmful prompt
+        if worst == lent:
+            prov["rejected_borrowed_from"] = borrowed[i]  # a refusal the policy gave to this harmful prompt
         if cfg.revise:
             revised = judges.revise(constitution.for_label(row["label"]), row["prompt"], chosen, rng)
             if revised["revision"] and revised["revision"] != resp[worst].strip():
