@@ -3,10 +3,15 @@ started with the compiled component's command and arguments, under the restricte
 (kubealign.images.docker_runner). Each graph runs again under the SubprocessRunner with the same seed
 and inputs, and the metrics every task reports must agree.
 
-Tolerance: rel 1e-6 / abs 1e-9 on every reported metric. Both runs use the same torch wheel
-(2.13.0+cpu), the same CPU and thread count and fp32, so the arithmetic is the same; the margin only
-allows for a last-bit difference in a reduction whose order could change with the interpreter build
-(host Python 3.11.7, image 3.11.2). Timing and memory metrics (wall, tokens/s, peak RSS, PPO's time.*_s) measure the
+Tolerance: rel 1e-4 / abs 1e-6 on every reported metric. Both runs use the same torch wheel
+(2.13.0+cpu), the same CPU and thread count and fp32, but not the same process: the interpreter and
+C library differ (host Python 3.11.7, image 3.11.2 on Debian bookworm), so buffers can land at other
+alignments and a vectorised reduction can round its last bit differently. Training stages carry such a
+bit forward: CI's machine measured the reward model's eval.margin 1.2e-7 apart (relative) after three
+steps and rm_score.sft at the end of the PPO graph 1.3e-6 apart, so the earlier rel 1e-6 failed there.
+A real change is far larger: in that same run two PPO steps moved rm_score from -0.119 (sft) to -0.333
+(aligned). Metrics near zero (a KL between two close policies) get the absolute margin. The largest difference of each run
+goes to out/test-containers-timings.jsonl. Timing and memory metrics (wall, tokens/s, peak RSS, PPO's time.*_s) measure the
 runner, not the model, and are compared only for presence.
 """
 
@@ -78,7 +83,7 @@ def assert_same_metrics(docker: dict, subprocess: dict) -> int:
         for key, value in docker[task].items():
             if VOLATILE.search(key):
                 continue
-            assert value == pytest.approx(subprocess[task][key], rel=1e-6, abs=1e-9), f"{task}: {key}"
+            assert value == pytest.approx(subprocess[task][key], rel=1e-4, abs=1e-6), f"{task}: {key}"
             compared += 1
     return compared
 
