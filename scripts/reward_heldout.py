@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,15 +28,17 @@ from kubealign.graphs import pipeline
 from kubealign.pipeline_params import _defaults_of, resolve
 
 
-def prompt_rows(prompts_dir: Path, per_kind: int) -> list[dict[str, str]]:
-    """`per_kind` harmful prompts, and `per_kind` benign ones split between the two benign sets."""
+def prompt_rows(prompts_dir: Path, harmful: int, benign: int) -> list[dict[str, str]]:
+    """The first `harmful` harmful prompts, and `benign` benign ones split evenly between the two benign
+    sets (where one set runs short, the other makes up the difference; fewer only when both run out)."""
     def first(name: str, n: int, label: str) -> list[dict[str, str]]:
         lines = (prompts_dir / f"{name}.jsonl").read_text().splitlines()
         return [{"prompt": json.loads(line)["prompt"], "label": label} for line in lines if line.strip()][:n]
 
-    half = per_kind // 2
-    return (first("harmful", per_kind, "harmful") + first("benign_edgy", half, "benign")
-            + first("helpful", per_kind - half, "benign"))
+    edgy = first("benign_edgy", benign // 2, "benign")
+    helpful = first("helpful", benign - len(edgy), "benign")
+    edgy = first("benign_edgy", benign - len(helpful), "benign")
+    return first("harmful", harmful, "harmful") + edgy + helpful
 
 
 def pref_settings(config: str | None, sets: list[str]) -> PreferencesConfig:
@@ -52,6 +55,8 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--prompts-dir", type=Path, default=Path("out/rlaif-prompts/held_out"))
     ap.add_argument("--per-kind", type=int, default=80, help="held-out prompts of each kind (harmful, benign)")
+    ap.add_argument("--benign", type=int, help="held-out benign prompts, when not --per-kind (the SFT model "
+                    "serves most benign prompts on every sample, so few of them make a pair)")
     a = ap.parse_args()
 
     import torch
@@ -68,12 +73,15 @@ def main() -> int:
             raise SystemExit(f"{d}: missing: not a finished rlaif_ppo run")
     out = a.run / "reward-heldout"
     pairs_dir = out / "pairs"
-    rows = prompt_rows(a.prompts_dir, a.per_kind)
+    rows = prompt_rows(a.prompts_dir, a.per_kind, a.per_kind if a.benign is None else a.benign)
     cfg = pref_settings(a.config, a.set)
-    if not (pairs_dir / "train.jsonl").is_file():
+    prompts, listing = out / "prompts.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
+    # the pairs of an earlier call are reused only when they came from the same prompts
+    if not (pairs_dir / "train.jsonl").is_file() or not prompts.is_file() or prompts.read_text() != listing:
+        if pairs_dir.exists():
+            shutil.rmtree(pairs_dir)
         out.mkdir(parents=True, exist_ok=True)
-        prompts = out / "prompts.jsonl"
-        prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        prompts.write_text(listing)
         print(f"sampling {cfg.num_responses} answers to {len(rows)} held-out prompts from {sft} ...",
               file=sys.stderr, flush=True)
         preferences.run(cfg, str(sft), str(prompts), str(pairs_dir))

@@ -1,0 +1,35 @@
+"""scripts/reward_heldout.py's choice of held-out prompts: counts per kind, and one benign set making up
+for the other when it runs short."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("reward_heldout", ROOT / "scripts" / "reward_heldout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write(path: Path, prefix: str, n: int) -> None:
+    path.write_text("".join(json.dumps({"prompt": f"{prefix} {i}"}) + "\n" for i in range(n)))
+
+
+def test_benign_prompts_split_evenly_and_the_longer_set_fills_in(tmp_path: Path) -> None:
+    write(tmp_path / "harmful.jsonl", "h", 10)
+    write(tmp_path / "benign_edgy.jsonl", "e", 6)
+    write(tmp_path / "helpful.jsonl", "p", 3)
+    rows = load_script().prompt_rows(tmp_path, 4, 4)
+    assert [r["prompt"] for r in rows] == ["h 0", "h 1", "h 2", "h 3", "e 0", "e 1", "p 0", "p 1"]
+    assert [r["label"] for r in rows] == ["harmful"] * 4 + ["benign"] * 4
+    # 8 benign asked, helpful has 3: edgy gives 5
+    benign = [r["prompt"] for r in load_script().prompt_rows(tmp_path, 0, 8)]
+    assert benign == ["e 0", "e 1", "e 2", "e 3", "e 4", "p 0", "p 1", "p 2"]
+    # more than both sets hold: all 9 of them, no repeats
+    assert len(load_script().prompt_rows(tmp_path, 0, 50)) == 9
