@@ -31,14 +31,13 @@ from kubealign.pipeline_params import _defaults_of, resolve
 def prompt_rows(prompts_dir: Path, harmful: int, benign: int) -> list[dict[str, str]]:
     """The first `harmful` harmful prompts, and `benign` benign ones split evenly between the two benign
     sets (where one set runs short, the other makes up the difference; fewer only when both run out)."""
-    def first(name: str, n: int, label: str) -> list[dict[str, str]]:
+    def read(name: str, label: str) -> list[dict[str, str]]:
         lines = (prompts_dir / f"{name}.jsonl").read_text().splitlines()
-        return [{"prompt": json.loads(line)["prompt"], "label": label} for line in lines if line.strip()][:n]
+        return [{"prompt": json.loads(line)["prompt"], "label": label} for line in lines if line.strip()]
 
-    edgy = first("benign_edgy", benign // 2, "benign")
-    helpful = first("helpful", benign - len(edgy), "benign")
-    edgy = first("benign_edgy", benign - len(helpful), "benign")
-    return first("harmful", harmful, "harmful") + edgy + helpful
+    edgy, helpful = read("benign_edgy", "benign"), read("helpful", "benign")
+    n_edgy = min(len(edgy), max(benign // 2, benign - len(helpful)))
+    return read("harmful", "harmful")[:harmful] + edgy[:n_edgy] + helpful[:benign - n_edgy]
 
 
 def pref_settings(config: str | None, sets: list[str]) -> PreferencesConfig:

@@ -25,11 +25,15 @@ def test_benign_prompts_split_evenly_and_the_longer_set_fills_in(tmp_path: Path)
     write(tmp_path / "harmful.jsonl", "h", 10)
     write(tmp_path / "benign_edgy.jsonl", "e", 6)
     write(tmp_path / "helpful.jsonl", "p", 3)
-    rows = load_script().prompt_rows(tmp_path, 4, 4)
+    prompt_rows = load_script().prompt_rows
+    rows = prompt_rows(tmp_path, 4, 4)
     assert [r["prompt"] for r in rows] == ["h 0", "h 1", "h 2", "h 3", "e 0", "e 1", "p 0", "p 1"]
     assert [r["label"] for r in rows] == ["harmful"] * 4 + ["benign"] * 4
     # 8 benign asked, helpful has 3: edgy gives 5
-    benign = [r["prompt"] for r in load_script().prompt_rows(tmp_path, 0, 8)]
+    benign = [r["prompt"] for r in prompt_rows(tmp_path, 0, 8)]
     assert benign == ["e 0", "e 1", "e 2", "e 3", "e 4", "p 0", "p 1", "p 2"]
     # more than both sets hold: all 9 of them, no repeats
-    assert len(load_script().prompt_rows(tmp_path, 0, 50)) == 9
+    assert len(prompt_rows(tmp_path, 0, 50)) == 9
+    # the benign-edgy set short: helpful makes up the difference
+    write(tmp_path / "benign_edgy.jsonl", "e", 1)
+    assert [r["prompt"] for r in prompt_rows(tmp_path, 0, 4)] == ["e 0", "p 0", "p 1", "p 2"]
