@@ -250,12 +250,16 @@ class CheckpointStore:
             (staging / "COMPLETE").write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
             if target.exists() and not (target / "COMPLETE").exists():
                 _remove_local(target)  # a folder left by an interrupted save of the old layout
-            try:
-                os.rename(staging, target)
-            except OSError:
-                if not (target / "COMPLETE").exists():
-                    raise
-                # another writer of the same run put this step in place first: keep theirs
+            for attempt in range(3):
+                try:
+                    os.rename(staging, target)
+                    break
+                except OSError:
+                    if (target / "COMPLETE").exists():
+                        break  # another writer of the same run put this step in place first: keep theirs
+                    if target.exists() or attempt == 2:
+                        raise
+                    # the step that blocked the rename was pruned by its writer before this check: try again
         finally:
             _remove_local(staging)
 

@@ -120,3 +120,28 @@ def test_debris_of_a_writer_killed_mid_save_is_cleared_once_stale(tmp_path: Path
     store.save(5, tmp_path / "src")
     # the killed writer's folders go; one that may belong to a writer saving right now stays
     assert sorted(p.name for p in (tmp_path / "key").iterdir()) == ["step-00000004.partial-live", "step-00000005"]
+
+
+def test_a_step_pruned_while_its_rename_failed_is_saved_again(tmp_path: Path, monkeypatch) -> None:
+    """The window the race above can hit (seen once in `make test`: ENOTEMPTY, then no COMPLETE): this
+    writer's rename finds the step already there, and its writer prunes it before this one looks. The
+    save tries again and leaves its own complete step, instead of raising."""
+    import os
+
+    store = storage.CheckpointStore(str(tmp_path / "ckpt"), keep=2)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "state.txt").write_text("step 3\n")
+    real_rename, calls = os.rename, []
+
+    def rename(a, b):
+        calls.append(Path(b).name)
+        if len(calls) == 1 and ".partial-" in Path(a).name:  # the other writer's step 3, pruned at once
+            raise OSError(39, "Directory not empty", str(a))
+        return real_rename(a, b)
+
+    monkeypatch.setattr(storage.os, "rename", rename)
+    store.save(3, src)
+    assert [c for c in calls if not c.startswith(".")] == ["step-00000003", "step-00000003"]  # tried twice
+    assert store.complete_steps() == [3]
+    assert (Path(store.step_uri(3)) / "state.txt").read_text() == "step 3\n"
