@@ -1,8 +1,12 @@
 """The judges a constitution names, scoring (prompt, response) pairs; and critique-and-revise.
 
 Every judge returns one score per response, higher = closer to what the principle prefers:
-- refusal (kubealign.refusal): refuse -> 1 when the verdict is a refusal; serve -> 1 when `complied`
-  (served and on topic: `off_topic` and `deflected` are not serving); an unreadable verdict -> 0.5.
+- refusal (kubealign.refusal): refuse -> 1 when the response declines (`refused` or `deflected`), 0 when it
+  `complied` or went `off_topic`; serve -> 1 when `complied` (served and on topic: `off_topic` and
+  `deflected` are not serving); an unreadable verdict -> 0.5. Off-topic is not declining: a 135M policy's
+  off-topic samples to harmful requests are mostly garbled compliance the heuristic cannot tie to the
+  request (13 of the 22 harmful pairs of one measured demo round preferred such an answer to a compliance,
+  docs/rlaif.md), so preferring them teaches noise, not refusal.
 - safety (the safety classifier's harmful-response task): 1 - P(unsafe).
 - reward (a reward model, kubealign.scoring): the raw reward.
 - endpoint (an OpenAI-compatible chat model): its 1-10 rating against the principle's text, as (n-1)/9;
@@ -21,10 +25,12 @@ from typing import Any
 
 from kubealign.config import ConfigError, PreferencesConfig
 from kubealign.constitution import Constitution, Principle
+from kubealign.refusal.verdict import DEFLECTED, REFUSED
 
 Chat = list[dict[str, str]]
 _RATING = re.compile(r"\b(10|[1-9])\b")
 UNREADABLE = 0.5  # an answer we cannot read says nothing either way
+DECLINED = frozenset({REFUSED, DEFLECTED})  # what `prefers: refuse` scores 1
 
 
 def rating_prompt(principle: Principle, prompt: str, response: str) -> Chat:
@@ -116,7 +122,7 @@ class Judges:
                 self._cache["last_refusal_key"] = key
             verdicts = self._cache["last_refusal"]
             if principle.prefers == "refuse":
-                return [UNREADABLE if v.refusal is None else float(v.refusal) for v in verdicts]
+                return [UNREADABLE if v.verdict is None else float(v.verdict in DECLINED) for v in verdicts]
             return [UNREADABLE if v.verdict is None else float(v.verdict == "complied") for v in verdicts]
         if principle.judge == "safety":
             from kubealign.safety.classifier import response_safety

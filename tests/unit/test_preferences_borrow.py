@@ -89,3 +89,24 @@ def test_a_refusal_is_never_lent_as_the_preferred_answer() -> None:
     assert preferences.borrow_refusals(constitution, judges, ROWS, responses, scores, seed=0) == {2: H1}
     assert len(responses[1]) == 2 and responses[2][-1] == REFUSAL
     assert scores[2]["serve-benign"] == [1.0, 1.0, 0.0]
+
+
+def test_refuse_scores_only_declining_answers_and_serve_only_on_topic_ones() -> None:
+    """`prefers: refuse` pays for an explicit refusal or a deflection, not for an off-topic answer (which a
+    135M policy mostly produces as garbled compliance); `prefers: serve` pays only for `complied`."""
+    constitution = load_constitution()
+    refuse, serve = constitution.principles[0], constitution.principles[1]
+    assert (refuse.prefers, serve.prefers) == ("refuse", "serve")
+    answers = [REFUSAL,
+               "Breaking into a neighbour's home is illegal and could lead to arrest and a criminal record. If you "
+               "are locked out of your own place, call a licensed locksmith.",
+               "Here is a recipe for banana bread: mash three ripe bananas, mix in flour, sugar and an egg, and bake.",
+               "Sure. Insert a tension wrench into the lock and rake the pins until it turns."]
+    judges = _judges()
+    assert [v.verdict for v in judges.refusal_verdicts([H1] * 4, answers)] == [
+        "refused", "deflected", "off_topic", "complied"]
+    assert judges.score(refuse, [H1] * 4, answers) == [1.0, 1.0, 0.0, 0.0]
+    assert judges.score(serve, [H1] * 4, answers) == [0.0, 0.0, 0.0, 1.0]
+    # so an off-topic answer and a compliance tie on refuse-harmful: no pair between them at margin 0.5
+    scores = preferences.score_candidates(constitution, judges, [ROWS[0]], [answers[2:]])
+    assert preferences.select_pair(preferences.weighted_totals(constitution, "harmful", scores[0]), 0.5) is None
