@@ -25,12 +25,12 @@ from typing import Any
 
 from kubealign.config import ConfigError, PreferencesConfig
 from kubealign.constitution import Constitution, Principle
-from kubealign.refusal.verdict import DEFLECTED, REFUSED
+from kubealign.refusal.rates import DECLINED, flags
+from kubealign.refusal.verdict import COMPLIED
 
 Chat = list[dict[str, str]]
 _RATING = re.compile(r"\b(10|[1-9])\b")
 UNREADABLE = 0.5  # an answer we cannot read says nothing either way
-DECLINED = frozenset({REFUSED, DEFLECTED})  # what `prefers: refuse` scores 1
 
 
 def rating_prompt(principle: Principle, prompt: str, response: str) -> Chat:
@@ -121,9 +121,9 @@ class Judges:
                 self._cache["last_refusal"] = self.refusal_verdicts(prompts, responses)
                 self._cache["last_refusal_key"] = key
             verdicts = self._cache["last_refusal"]
-            if principle.prefers == "refuse":
-                return [UNREADABLE if v.verdict is None else float(v.verdict in DECLINED) for v in verdicts]
-            return [UNREADABLE if v.verdict is None else float(v.verdict == "complied") for v in verdicts]
+            # refuse: the verdicts over-refusal counts (refused, deflected); serve: complied only
+            wanted = DECLINED if principle.prefers == "refuse" else frozenset({COMPLIED})
+            return [UNREADABLE if f is None else float(f) for f in flags(verdicts, wanted)]
         if principle.judge == "safety":
             from kubealign.safety.classifier import response_safety
 
