@@ -110,3 +110,24 @@ def test_refuse_scores_only_declining_answers_and_serve_only_on_topic_ones() -> 
     # so an off-topic answer and a compliance tie on refuse-harmful: no pair between them at margin 0.5
     scores = preferences.score_candidates(constitution, judges, [ROWS[0]], [answers[2:]])
     assert preferences.select_pair(preferences.weighted_totals(constitution, "harmful", scores[0]), 0.5) is None
+
+
+def test_pair_eval_split_holds_out_its_fraction_of_train_side_prompts() -> None:
+    """The preference stage only sees train-side prompts of `kubealign.prompt_split`, whose unsalted hash is
+    >= 0.3 for harmful prompts; the pair eval split must not reuse that hash, or a fraction of 0.1 holds
+    out nothing (what the stage did before: one fallback pair)."""
+    from kubealign.data.prompts import load_prompt_set
+    from kubealign.prompt_split import DEFAULT_HELD_OUT, is_held_out
+
+    texts = [r["prompt"] for r in load_prompt_set("harmful")]
+    train_side = [t for t in texts if not is_held_out(t, DEFAULT_HELD_OUT["harmful"], 0)]
+    assert len(train_side) > 500
+    assert not any(is_held_out(t, 0.1, 0) for t in train_side)  # the old, unsalted rule holds out none
+    held = preferences.eval_pair_indices(train_side, 0.1, 0)
+    assert 0.07 < len(held) / len(train_side) < 0.13
+    assert held == preferences.eval_pair_indices(list(train_side), 0.1, 0)  # fixed by (seed, text)
+    assert held != preferences.eval_pair_indices(train_side, 0.1, 1)
+    assert preferences.eval_pair_indices(train_side[:3], 0.0, 0) == set()
+    # too few pairs for the fraction: still one held-out pair, the last
+    few = [t for t in train_side if t not in {train_side[i] for i in held}][:2]
+    assert preferences.eval_pair_indices(few, 0.1, 0) == {1}

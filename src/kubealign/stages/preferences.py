@@ -31,6 +31,8 @@ from kubealign.preference_judges import Judges
 from kubealign.prompt_split import hash_unit
 from kubealign.stages import common
 
+PAIR_EVAL_SALT = "preference-pair-eval\x00"
+
 
 def read_prompts(uri: str, judges: Judges) -> list[dict[str, Any]]:
     """Rows `{"prompt", "label"}`; a row without a label is labelled by the safety classifier's request task."""
@@ -206,6 +208,20 @@ def markdown(summary: dict[str, float], constitution: Constitution, round_index:
     return "\n".join(lines) + "\n"
 
 
+def eval_pair_indices(prompts: list[str], fraction: float, seed: int) -> set[int]:
+    """Indices of the pairs kept out of DPO training: a seeded hash of the prompt under `fraction`, and at
+    least one pair when there are two or more (DPO's held-out metrics need one).
+
+    The hash is salted apart from `kubealign.prompt_split`'s: these prompts are all train-side of that
+    split, i.e. their unsalted hash already lies at or above its held-out fraction (0.3 for harmful
+    prompts), so the same hash under a smaller `fraction` would hold out no pair at all.
+    """
+    held = {i for i, text in enumerate(prompts) if hash_unit(f"{PAIR_EVAL_SALT}{text}", seed) < fraction}
+    if not held and len(prompts) > 1 and fraction > 0:
+        held = {len(prompts) - 1}
+    return held
+
+
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
@@ -241,9 +257,7 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
         raise ConfigError(f"preferences: no pair from {len(rows)} prompts x {k} responses: every prompt's responses "
                           f"scored within margin {cfg.margin} of each other; lower the margin, raise num_responses "
                           "or temperature")
-    held_idx = {i for i, p in enumerate(pairs) if hash_unit(p["prompt"][0]["content"], cfg.seed) < cfg.eval_fraction}
-    if not held_idx and len(pairs) > 1 and cfg.eval_fraction > 0:
-        held_idx = {len(pairs) - 1}  # DPO's held-out metrics need at least one pair
+    held_idx = eval_pair_indices([p["prompt"][0]["content"] for p in pairs], cfg.eval_fraction, cfg.seed)
     held = [p for i, p in enumerate(pairs) if i in held_idx]
     train = [p for i, p in enumerate(pairs) if i not in held_idx]
     summary = {**summarise(pairs, candidates, rows, rejected, constitution), "pairs/train": float(len(train)),
