@@ -59,6 +59,19 @@ class DataOrder:
         return self._perms[epoch][k * self.bs : (k + 1) * self.bs]
 
 
+def visited(cfg: TrainSettings, n_examples: int, world_size: int = 1) -> list[int]:
+    """Sorted indices of the examples `train` draws in a whole run of `cfg` (max_steps may stop it before an
+    epoch ends): what a pass over the training data before the loop needs to score, and no more."""
+    order = DataOrder(n_examples, cfg.batch_size * world_size, cfg.seed)
+    micro = total_steps(cfg, n_examples, world_size) * cfg.grad_accum
+    seen: set[int] = set()
+    for m in range(micro):
+        seen.update(order.indices(m))
+        if len(seen) == n_examples:
+            break
+    return sorted(seen)
+
+
 def total_steps(cfg: TrainSettings, n_examples: int, world_size: int = 1) -> int:
     if cfg.max_steps:
         return cfg.max_steps

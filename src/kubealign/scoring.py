@@ -24,6 +24,7 @@ import torch
 from kubealign import distributed, lm, models
 from kubealign.data.chat import Messages, render_ids, tokenize_preference, tokenize_prompt
 from kubealign.data.collate import collate_preference
+from kubealign.generate import length_batches
 from kubealign.rollout import last_index, position_ids
 
 # ---------------------------------------------------------------------------
@@ -54,17 +55,21 @@ def _over_pairs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: 
                 score: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
                 padding_free: bool = False, capacity: int | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`score` of every pair in batches, in eval mode (restored after); (N,) chosen and (N,) rejected."""
+    """`score` of every pair in batches, in eval mode (restored after); (N,) chosen and (N,) rejected.
+
+    Pairs are batched by length (`length_batches`), so a padded batch pads to its own pairs' length, not
+    to the longest pair nearby in the caller's order; the scores come back in the caller's order.
+    """
     was_training = model.training
     model.eval()
-    chosen, rejected = [], []
-    for i in range(0, len(examples), batch_size):
-        batch = collate_preference(examples[i : i + batch_size], pad_id, padding_free, capacity)
+    chosen, rejected = torch.zeros(len(examples)), torch.zeros(len(examples))
+    lengths = [len(e["prompt_ids"]) + max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in examples]
+    for rows in length_batches(lengths, batch_size):
+        batch = collate_preference([examples[i] for i in rows], pad_id, padding_free, capacity)
         c, r = score({k: v.to(device) for k, v in batch.items()})
-        chosen.append(c.cpu())
-        rejected.append(r.cpu())
+        chosen[rows], rejected[rows] = c.float().cpu(), r.float().cpu()
     model.train(was_training)
-    return torch.cat(chosen), torch.cat(rejected)
+    return chosen, rejected
 
 
 def pair_logprobs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,

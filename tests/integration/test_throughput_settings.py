@@ -45,6 +45,19 @@ def _dpo(tmp: Path, name: str, **kw) -> DPOConfig:
     return DPOConfig.model_validate({**base, **kw})
 
 
+def count_scored_pairs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A pass-through spy on the DPO stage's `pair_logprobs`: the number of pairs of each call."""
+    scored: list[int] = []
+    real = dpo.pair_logprobs
+
+    def counting(model, examples, *args, **kw):  # noqa: ANN001, ANN202
+        scored.append(len(examples))
+        return real(model, examples, *args, **kw)
+
+    monkeypatch.setattr(dpo, "pair_logprobs", counting)
+    return scored
+
+
 def test_dpo_precomputed_reference_equals_on_the_fly(tiny_model_dir: Path, data: dict[str, str],
                                                      tmp_path: Path) -> None:
     runs = {}
@@ -78,14 +91,7 @@ def test_packed_and_padded_runs_give_the_same_losses(stage: str, tiny_model_dir:
 def test_dpo_resume_reads_the_reference_scores_instead_of_scoring_again(
         tiny_model_dir: Path, data: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = _dpo(tmp_path, "r", save_every=1, checkpoint_uri=str(tmp_path / "ckpt"))
-    scored: list[int] = []
-    real = dpo.pair_logprobs
-
-    def counting(model, examples, *args, **kw):  # noqa: ANN001, ANN202 - a pass-through spy
-        scored.append(len(examples))
-        return real(model, examples, *args, **kw)
-
-    monkeypatch.setattr(dpo, "pair_logprobs", counting)
+    scored = count_scored_pairs(monkeypatch)
 
     def stop_at_2(step: int) -> None:
         if step == 2:
@@ -109,3 +115,13 @@ def test_gradient_checkpointing_changes_no_loss(tiny_model_dir: Path, data: dict
         dpo.run(_dpo(tmp_path, "g", gradient_checkpointing=checkpointing), str(tiny_model_dir), data["pref"], str(out))
         runs[checkpointing] = _losses(out)
     assert runs[True] == pytest.approx(runs[False], abs=1e-6, rel=0)
+
+
+def test_dpo_scores_the_reference_only_for_the_pairs_its_steps_draw(
+        tiny_model_dir: Path, data: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scored = count_scored_pairs(monkeypatch)
+    dpo.run(_dpo(tmp_path, "v", max_steps=1), str(tiny_model_dir), data["pref"], str(tmp_path / "p"))
+    assert scored == [3]  # one step of 3 pairs out of 6: the other 3 are never drawn, never scored
+    dpo.run(_dpo(tmp_path, "v", max_steps=1, reference_logps="on_the_fly"), str(tiny_model_dir), data["pref"],
+            str(tmp_path / "f"))
+    assert _losses(tmp_path / "p") == pytest.approx(_losses(tmp_path / "f"), abs=1e-6, rel=0)

@@ -1,49 +1,105 @@
-"""Batched generation: length-sorted batches, answers back in the caller's order, every EOS id.
+"""Batched generation: length-sorted batches, answers back in the caller's order, every EOS id, finished
+rows leaving the batch, and the same greedy tokens as transformers' `model.generate`.
 
-Real: the tiny tokenizer (tests/conftest.py) and its chat template. Stand-in: a model whose `generate`
-echoes each row's unpadded prompt as its "response" (the tiny random model answers every prompt with
-the same empty text, which could not show a mix-up), so each answer names the prompt it belongs to.
+Real: the tiny tokenizer and the tiny Llama's architecture (tests/conftest.py: 2 layers, 64 wide), with
+random weights large enough that prompts get different answers, in float64 so that batch composition cannot
+flip an argmax by rounding. Stand-in: none.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import torch
 
+from kubealign import generate as generate_module
 from kubealign.data.chat import tokenize_prompt
-from kubealign.generate import generate, length_batches, stop_ids
+from kubealign.generate import decode, generate, length_batches, next_tokens, stop_ids
+
+ASKS = ["hi", "What is the capital of france and why is it that city?", "two plus two", "Why is the sky blue?",
+        "Write a short poem about a cat in the sun on a long summer day.", "ok"]
 
 
-class EchoModel(torch.nn.Module):
-    """`generate` appends each row's own prompt tokens (padding dropped) after the padded prompt."""
+@pytest.fixture(scope="module")
+def tiny64(tiny_model_dir: Path) -> torch.nn.Module:
+    """The tiny Llama's architecture with weights drawn at std 0.3 (seed 0), in float64: at the fixture's
+    std 0.02 it answers every prompt with the same empty text, which could not show a mix-up."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.widths: list[int] = []
-
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_token_id: int,
-                 **_: Any) -> torch.Tensor:
-        self.widths.append(input_ids.shape[1])
-        rows = [ids[mask.bool()] for ids, mask in zip(input_ids, attention_mask, strict=True)]
-        longest = max(len(r) for r in rows)
-        tails = torch.stack([torch.cat([r, torch.full((longest - len(r),), pad_token_id)]) for r in rows])
-        return torch.cat([input_ids, tails], dim=1)
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(tiny_model_dir, initializer_range=0.3)
+    return AutoModelForCausalLM.from_config(config).to(torch.float64).eval()
 
 
-def test_answers_come_back_in_the_callers_order_with_less_padding(tiny_tokenizer: Any) -> None:
-    asks = ["hi", "What is the capital of france and why is it that city?", "two plus two", "Why is the sky blue?",
-            "Write a short poem about a cat in the sun on a long summer day.", "ok"]
-    model = EchoModel()
-    out = generate(model, tiny_tokenizer, [[{"role": "user", "content": a}] for a in asks], 4, 2, torch.device("cpu"))
-    assert len(out) == len(asks)
-    for ask, answer in zip(asks, out, strict=True):
-        assert ask.lower().split()[0] in answer.lower() and ask.lower().split()[-1].strip("?.") in answer.lower()
-    # sorted: the two longest prompts share the first batch, the two shortest the last
-    lengths = sorted((len(tokenize_prompt(tiny_tokenizer, [{"role": "user", "content": a}])) for a in asks),
-                     reverse=True)
-    assert model.widths == [lengths[0], lengths[2], lengths[4]]
+def hf_greedy(model: torch.nn.Module, ids: list[int], max_new: int, eos: list[int], pad: int) -> list[int]:
+    """transformers' own greedy generation of one unpadded prompt, end-of-turn token dropped."""
+    out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                         max_new_tokens=max_new, do_sample=False, eos_token_id=eos, pad_token_id=pad)[0, len(ids):]
+    new = out.tolist()
+    return new[: next((i for i, t in enumerate(new) if t in eos), len(new))]
+
+
+def left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    return (torch.tensor([[pad] * (width - len(r)) + r for r in rows]),
+            torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]))
+
+
+def test_batched_answers_equal_transformers_greedy_per_prompt_in_the_callers_order(tiny64: Any,
+                                                                                   tiny_tokenizer: Any) -> None:
+    convs = [[{"role": "user", "content": a}] for a in ASKS]
+    out = generate(tiny64, tiny_tokenizer, convs, 12, 4, torch.device("cpu"))
+    eos, pad = stop_ids(tiny64, tiny_tokenizer), tiny_tokenizer.pad_token_id
+    expected = [tiny_tokenizer.decode(hf_greedy(tiny64, tokenize_prompt(tiny_tokenizer, c), 12, eos, pad),
+                                      skip_special_tokens=True).strip() for c in convs]
+    assert out == expected
+    assert len(set(expected)) > 1  # the prompts get different answers, so a mix-up would show
+
+
+@pytest.mark.parametrize("prune_fraction", [0.0, 0.25, 1.0])
+def test_a_row_that_ends_leaves_the_batch_and_the_others_are_unchanged(tiny64: Any, tiny_tokenizer: Any,
+                                                                       prune_fraction: float,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finished rows leave once PRUNE_FRACTION of the batch has finished (0: at once; 1: only when all have,
+    i.e. never before the end); the tokens are the same whenever they leave."""
+    monkeypatch.setattr(generate_module, "PRUNE_FRACTION", prune_fraction)
+    pad = tiny_tokenizer.pad_token_id
+    prompts = [tokenize_prompt(tiny_tokenizer, [{"role": "user", "content": a}]) for a in ASKS]
+    free = [hf_greedy(tiny64, p, 10, [], pad) for p in prompts]  # no end-of-turn token: 10 tokens each
+    assert all(len(f) == 10 for f in free)
+    # an "end-of-turn" id that some rows emit early and others never: those rows must stop there
+    counts = {t: sum(t in f[:9] for f in free) for f in free for t in f[:9]}
+    stop = next(t for t, c in sorted(counts.items()) if 0 < c < len(free))
+    seen: list[int] = []
+    hook = tiny64.register_forward_pre_hook(lambda _m, _a, kw: seen.append(kw["input_ids"].shape[0]),
+                                            with_kwargs=True)
+    try:
+        got = decode(tiny64, *left_padded(prompts, pad), 10, [stop])
+    finally:
+        hook.remove()
+    assert got == [f[: f.index(stop)] if stop in f else f for f in free]
+    finished_early = sum(stop in f[:9] for f in free)
+    assert seen[0] == len(prompts) and seen == sorted(seen, reverse=True)
+    if prune_fraction == 0.0 or finished_early >= prune_fraction * len(prompts):
+        assert seen[-1] < len(prompts)  # finished rows were dropped from the batch
+    else:
+        assert set(seen) == {len(prompts)}
+    assert len(seen) == max(len(g) + (len(g) < 10) for g in got)  # one forward per step, none after all end
+
+
+def test_next_tokens_greedy_and_nucleus() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.1, 0.7, 0.1]]))
+    assert next_tokens(logits).tolist() == [0, 2]
+    torch.manual_seed(0)
+    # top_p 0.65: row 0 keeps {0, 1} (0.5 < 0.65 <= 0.8), row 1 keeps {2} alone (0.7 >= 0.65)
+    draws = torch.stack([next_tokens(logits, 1.0, 0.65) for _ in range(400)])
+    assert set(draws[:, 0].tolist()) == {0, 1} and set(draws[:, 1].tolist()) == {2}
+    assert 0.5 < (draws[:, 0] == 0).float().mean() < 0.75  # 0.5 / 0.8 = 0.625 renormalised
+    # a low temperature sharpens towards the argmax
+    assert (torch.stack([next_tokens(logits, 0.05) for _ in range(50)]) == torch.tensor([0, 2])).all()
 
 
 def test_length_batches_group_similar_lengths_longest_first() -> None:

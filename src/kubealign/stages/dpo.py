@@ -38,24 +38,29 @@ def dpo_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: DPOCon
 
 
 def with_reference_logps(model: torch.nn.Module, ref_model: torch.nn.Module | None, examples: list[dict[str, Any]],
-                         cfg: DPOConfig, pad_id: int, cache_uri: str | None) -> list[dict[str, Any]]:
+                         cfg: DPOConfig, pad_id: int, cache_uri: str | None,
+                         needed: list[int] | None = None) -> list[dict[str, Any]]:
     """`examples`, each with its reference log-probs (`ref_chosen`, `ref_rejected`), scored once.
 
-    The reference is frozen, so one no-grad pass replaces a reference forward in every step. The
-    scores are kept at `cache_uri` (next to the run's checkpoints, under the same content key):
+    The reference is frozen, so one no-grad pass replaces a reference forward in every step. Only the
+    examples at `needed` (default: all) are scored, the others get NaN: training passes the indices
+    `loop.visited` names, so a run that stops before an epoch ends (max_steps) scores no pair it never
+    draws. The scores are kept at `cache_uri` (next to the run's checkpoints, under the same content key):
     a resumed run reads them instead of scoring again.
     """
     if not examples:
         return []
+    needed = list(range(len(examples))) if needed is None else needed
     if cache_uri and storage.exists(cache_uri):
         saved = torch.load(io.BytesIO(storage.read_bytes(cache_uri)), map_location="cpu")
         chosen, rejected = saved["chosen"], saved["rejected"]
         print(f"dpo: reference log-probs of {len(chosen)} pairs read from {cache_uri}", flush=True)
     else:
         device = next(model.parameters()).device
+        chosen, rejected = torch.full((len(examples),), float("nan")), torch.full((len(examples),), float("nan"))
         with reference_of(model, ref_model) as ref:
-            chosen, rejected = pair_logprobs(ref, examples, pad_id, cfg.batch_size, device, cfg.padding_free,
-                                             _capacity(cfg), cfg.logprob_chunk)
+            chosen[needed], rejected[needed] = pair_logprobs(ref, [examples[i] for i in needed], pad_id, cfg.batch_size,
+                                                             device, cfg.padding_free, _capacity(cfg), cfg.logprob_chunk)
         if cache_uri and distributed.is_main():
             buf = io.BytesIO()
             torch.save({"chosen": chosen, "rejected": rejected}, buf)
@@ -95,7 +100,11 @@ def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: 
     run_id = loop.run_key("dpo", cfg, data=[train_uri], model_dirs=[base_dir])
     if cfg.reference_logps == "precomputed":
         cache = storage.join(cfg.checkpoint_uri, run_id, "reference_logps.pt") if cfg.checkpoint_uri else None
-        train = with_reference_logps(model, ref_model, train, cfg, tokenizer.pad_token_id, cache)
+        drawn = loop.visited(cfg, len(train), distributed.world()[1])
+        if len(drawn) < len(train):
+            print(f"dpo: reference log-probs of the {len(drawn)} of {len(train)} train pairs that {cfg.max_steps} "
+                  "steps draw", flush=True)
+        train = with_reference_logps(model, ref_model, train, cfg, tokenizer.pad_token_id, cache, drawn)
         held_out = with_reference_logps(model, ref_model, held_out, cfg, tokenizer.pad_token_id, None)
         ref_model = None  # a full fine-tune's frozen copy is no longer needed: its memory goes back
     if cfg.gradient_checkpointing:
