@@ -101,3 +101,20 @@ def test_win_rate_prompts_too_long_to_score_are_left_out_and_counted(tiny_tokeni
     cfg = EvalConfig(max_length=64, max_new_tokens=4)
     assert len(tokenize_prompt(tiny_tokenizer, short)) + 4 <= 64 < len(tokenize_prompt(tiny_tokenizer, long))
     assert fitting(tiny_tokenizer, [long, short, long], cfg) == ([short], 2)
+
+
+def test_mean_response_tokens_counts_every_win_rate_answer(tiny_tokenizer: Any) -> None:
+    """Over the held-out pairs' prompts and the extra win-rate prompts alike (it once read the first only,
+    one prompt in the RLAIF demo); other sets (harmful, ...) do not count."""
+    from kubealign.stages.evaluate import mean_response_tokens
+
+    def n(text: str) -> int:
+        return len(tiny_tokenizer(text)["input_ids"])
+
+    long, short = "The sky is blue because air scatters short waves more.", "Blue."
+    responses = {"sft": {"held_out": [long], "rm_extra": [short, short], "harmful": [long * 3]},
+                 "aligned": {"held_out": [], "rm_extra": [], "harmful": [long]}}
+    got = mean_response_tokens(tiny_tokenizer, responses)
+    assert n(long) > n(short)
+    assert got["response_tokens/sft"] == (n(long) + 2 * n(short)) / 3
+    assert got["response_tokens/aligned"] == 0.0

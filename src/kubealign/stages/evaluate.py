@@ -189,9 +189,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
 
     metrics = pair_metrics(*scores["sft"], *scores["aligned"], beta=cfg.beta)
     metrics["winrate/prompts_too_long"] = float(too_long)
-    for name in ("sft", "aligned"):
-        lengths = [len(tokenizer(r)["input_ids"]) for r in responses[name]["held_out"]]
-        metrics[f"response_tokens/{name}"] = sum(lengths) / len(lengths) if lengths else 0.0
+    metrics.update(mean_response_tokens(tokenizer, responses))
     metrics.update(implicit)
     clf = None
     if safety_model:
@@ -222,6 +220,16 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     log_tables(stage.tracker, metrics, prompts, responses)
     stage.tracker.finish()
     return metrics
+
+
+def mean_response_tokens(tokenizer: Any, responses: dict[str, dict[str, list[str]]]) -> dict[str, float]:
+    """`response_tokens/<model>`: mean token count of each model's greedy answers to the win-rate prompts
+    (the held-out pairs' prompts and the extra ones), the answers the win rate compares; 0 with none."""
+    out = {}
+    for name, sets in responses.items():
+        lengths = [len(tokenizer(r)["input_ids"]) for r in sets["held_out"] + sets["rm_extra"]]
+        out[f"response_tokens/{name}"] = sum(lengths) / len(lengths) if lengths else 0.0
+    return out
 
 
 def judge_metrics(cfg: EvalConfig, compared: list[Any], responses: dict[str, dict[str, list[str]]]) -> dict[str, float]:
