@@ -30,13 +30,13 @@ from kubealign.data.prompts import as_conversations, load_prompt_set
 DEMO_MODEL = Path.home() / ".cache" / "kubealign" / "models" / "smollm2-135m-instruct"
 
 
-def old_module(ref: str) -> ModuleType:
-    """`kubealign.generate` as it was at git revision `ref`, imported from a temporary file."""
-    text = subprocess.run(["git", "show", f"{ref}:src/kubealign/generate.py"], check=True, capture_output=True,
-                          text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "generate_old.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("generate_old", path)
+def old_module(ref: str, path: str = "src/kubealign/generate.py") -> ModuleType:
+    """The module at `path` as it was at git revision `ref`, imported from a temporary file."""
+    text = subprocess.run(["git", "show", f"{ref}:{path}"], check=True, capture_output=True, text=True).stdout
+    name = f"{Path(path).stem}_old"
+    target = Path(tempfile.mkdtemp()) / f"{name}.py"
+    target.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, target)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module

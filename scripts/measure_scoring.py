@@ -13,33 +13,18 @@ Prints seconds and the largest difference between the old and new scores of the 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
 import torch
+from measure_generate import old_module  # scripts/ is sys.path[0] when run as a script
 
 from kubealign import loop, models
 from kubealign.config import DPOConfig
 from kubealign.data.io import read_jsonl
 from kubealign.scoring import pair_logprobs, tokenize_pairs
-
-
-def old_scoring(ref: str) -> ModuleType:
-    """`kubealign.scoring` as it was at git revision `ref`, imported from a temporary file."""
-    text = subprocess.run(["git", "show", f"{ref}:src/kubealign/scoring.py"], check=True, capture_output=True,
-                          text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "scoring_old.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("scoring_old", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def timed(fn, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN201
@@ -58,7 +43,7 @@ def main() -> int:
     ap.add_argument("--max-length", type=int, default=256)
     args = ap.parse_args()
     run, cpu = Path(args.run_dir), torch.device("cpu")
-    old = old_scoring(args.old_ref)
+    old = old_module(args.old_ref, "src/kubealign/scoring.py")
     tok = models.load_tokenizer(run / "merge-lora" / "merged")
     sft = models.load_causal_lm(run / "merge-lora" / "merged", torch.float32, cpu)
     aligned = models.load_causal_lm(run / "merge-lora-2" / "merged", torch.float32, cpu)

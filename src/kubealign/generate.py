@@ -129,25 +129,24 @@ def decode(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     stop = torch.tensor(eos or [-1], device=input_ids.device)
     step_ids, step_pos = input_ids, positions
     finished = torch.zeros(rows, dtype=torch.bool, device=input_ids.device)
-    alive = ~finished
     for _ in range(max_new_tokens):
         logits = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=cache,
                        use_cache=True, logits_to_keep=1).logits[:, -1, :]
         token = next_tokens(logits, temperature, top_p)
-        finished |= torch.isin(token, stop)
-        for row, t, f, live in zip(running.tolist(), token.tolist(), finished.tolist(), alive.tolist(), strict=True):
-            if live and not f:
+        ends = torch.isin(token, stop)
+        for row, t, skip in zip(running.tolist(), token.tolist(), (finished | ends).tolist(), strict=True):
+            if not skip:
                 out[row].append(t)
-        alive = ~finished
-        live_rows = int(alive.sum())
+        finished |= ends
+        live_rows = int((~finished).sum())
         if live_rows == 0:
             break
         # dropping rows copies the whole cache: only worth it once enough rows are done
         if running.numel() - live_rows >= max(1, PRUNE_FRACTION * running.numel()):
-            keep = alive.nonzero().squeeze(-1)
+            keep = (~finished).nonzero().squeeze(-1)
             cache.batch_select_indices(keep)
             running, mask, token, step_pos = running[keep], mask[keep], token[keep], step_pos[keep]
-            finished, alive = finished[keep], alive[keep]
+            finished = finished[keep]
         step_pos = step_pos[:, -1:] + 1
         step_ids = token[:, None]
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
