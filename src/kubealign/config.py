@@ -174,6 +174,14 @@ class PPOConfig(TrainSettings):
         1.0, ge=0, description="Subtracted from the score of a response that never emits EOS; 0 = off."
     )
     sample_every: int = Field(10, ge=0, description="Log a table of sampled completions every N steps; 0 = never.")
+    constitution_weight: float = Field(
+        0.0, ge=0, description="Rule-based reward next to the reward model: each rollout's score gains this weight "
+        "times its constitution total (the principles that apply to the prompt's label, judged as the preferences "
+        "stage judges them; refusal and length judges only). Needs labelled prompts (harmful / benign). 0 = off.")
+    constitution: str | None = Field(
+        None, description="Constitution YAML (fsspec URI) for the rule-based reward; None = the packaged default.")
+    concise_words: int = Field(
+        60, ge=1, description="`length` judge of the rule-based reward: this many words or more scores 0.")
 
     @model_validator(mode="after")
     def _minibatches_divide_rollout(self) -> PPOConfig:

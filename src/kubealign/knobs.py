@@ -60,7 +60,9 @@ COMPONENT_ARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "dpo": (("beta", "beta"), ("loss_type", "loss_type"), ("label_smoothing", "label_smoothing"), *_TRAIN,
             ("distributed", "distributed"), *_SPEED, ("reference_logps", "reference_logps"), *_TRACK),
     "reward": (("center_coef", "center_coef"), ("balance_labels", "balance_labels"), *_TRAIN, *_TRACK),
-    "ppo": (*((n, n) for n in _PPO), *_TRAIN, ("sample_every", "sample_every"), *_TRACK),
+    "ppo": (*((n, n) for n in _PPO), *_TRAIN, ("sample_every", "sample_every"),
+            ("constitution_weight", "constitution_weight"), ("constitution_uri", "constitution"),
+            ("concise_words", "concise_words"), *_TRACK),
     "safety": (("taxonomy_uri", "taxonomy"), ("threshold", "threshold"), ("shuffle_categories", "shuffle_categories"),
                ("drop_categories", "drop_categories"), *_TRAIN, *_TRACK),
     "evaluate": (*((n, n) for n in _EVAL), ("num_winrate_prompts", "winrate_prompts"), ("num_harmful", "num_harmful"),
@@ -176,7 +178,9 @@ _PPO_KNOBS = (
         "learning_rate", "kl_coef", "kl_estimator", "clip_range", "clip_range_value", "vf_coef", "gamma", "lam",
         "rollout_batch_size", "batch_size", "ppo_epochs", "max_new_tokens", "temperature", "missing_eos_penalty")),
     _k("ppo_prompt_epochs", "ppo:epochs"), _k("ppo_max_steps", "ppo:max_steps"),
-    _k("ppo_sample_every", "ppo:sample_every"), *_shared(("sft",), "padding_free", "gradient_checkpointing"),
+    _k("ppo_sample_every", "ppo:sample_every"), _k("ppo_constitution_weight", "ppo:constitution_weight"),
+    _k("ppo_constitution", "ppo:constitution"), _k("ppo_concise_words", "ppo:concise_words"),
+    *_shared(("sft",), "padding_free", "gradient_checkpointing"),
     _k("eval_beta", "evaluate:beta"), *_release_knobs(), *_shared(("sft", "reward", "ppo", "evaluate"), *_TRACKING),
 )
 _SAFETY = (
@@ -210,7 +214,12 @@ _RLAIF = (
 )
 
 # the PPO graph with its reward model trained on constitution-judged pairs sampled from the SFT model
-_RLAIF_PPO = (*_with_target(list(_PPO_KNOBS), "max_length", "preferences:max_length"), *_PREF_KNOBS)
+# (the preferences stage's constitution also scores PPO's rollouts when ppo_constitution_weight > 0: one
+# file and one word limit, so the PPO graph's own knobs for them go)
+_RLAIF_PPO = (*_with_target([k for k in _PPO_KNOBS if k.name not in ("ppo_constitution", "ppo_concise_words")],
+                            "max_length", "preferences:max_length"),
+              *_with_target(_with_target(list(_PREF_KNOBS), "constitution", "ppo:constitution"),
+                            "pref_concise_words", "ppo:concise_words"))
 _PROMPTS = Input("prompts", "Training prompts for the preference rounds: JSONL of {prompt, label: harmful|benign} "
                  "(`kubealign preferences split` writes one from the packaged sets, keeping a held-out side for "
                  "evaluation); a row without a label is labelled by safety_model.")

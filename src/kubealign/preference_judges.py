@@ -157,3 +157,19 @@ class Judges:
                                                                        "principle. Reply with the rewritten response "
                                                                        "only."}]).strip()
         return {"principle": principle.name, "critique": critique, "revision": revision}
+
+
+def score_candidates(constitution: Constitution, judges: Judges, rows: list[dict[str, Any]],
+                     responses: list[list[str]]) -> list[dict[str, list[float]]]:
+    """Per prompt: principle name -> one score per response (only the principles that apply to its label)."""
+    out: list[dict[str, list[float]]] = [{} for _ in rows]
+    for principle in constitution.principles:
+        idx = [i for i, r in enumerate(rows) if principle in constitution.for_label(r["label"])]
+        prompts = [rows[i]["prompt"] for i in idx for _ in responses[i]]
+        flat = [resp for i in idx for resp in responses[i]]
+        scores = judges.score(principle, prompts, flat)
+        pos = 0
+        for i in idx:
+            out[i][principle.name] = scores[pos: pos + len(responses[i])]
+            pos += len(responses[i])
+    return out

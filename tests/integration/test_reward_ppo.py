@@ -161,6 +161,29 @@ def test_ppo_step_moves_adapter_and_value_head_only(tiny_model_dir: Path, reward
     assert value_head.weight.abs().sum() > 0 and value_head.bias.abs().sum() > 0
 
 
+def test_ppo_score_adds_the_weighted_constitution_score(tiny_model_dir: Path, reward_dir: Path,
+                                                         data: dict[str, str]) -> None:
+    """score = reward-model score + constitution_weight * rule score - missing-EOS penalty, per rollout."""
+    torch.manual_seed(0)
+    cfg = _ppo_cfg(constitution_weight=0.5)
+    cpu = torch.device("cpu")
+    tok = models.load_tokenizer(tiny_model_dir)
+    policy = models.add_lora(models.load_causal_lm(tiny_model_dir, torch.float32, cpu), cfg.lora).eval()
+    rm = scoring.load_reward_model(reward_dir, torch.float32, cpu).eval().requires_grad_(False)
+    prompts = ppo.load_prompts(data["train"], tok, cfg.model_copy(update={"constitution_weight": 0.0}))[:4]
+    labels = ["harmful", "benign", "harmful", "benign"]
+    rule = ppo.RuleReward(cfg)
+    exp, stats = ppo.make_experience(policy, None, ppo.new_value_head(policy.config.hidden_size, cpu), rm, tok,
+                                     prompts, cfg, cpu, rule=rule, labels=labels)
+    rm_scores = scoring.score_texts(rm, tok, prompts, exp.rollout.texts, 4, cpu, cfg.max_length)
+    want = (rm_scores + 0.5 * torch.tensor(rule(prompts, labels, exp.rollout.texts))
+            - cfg.missing_eos_penalty * (~exp.rollout.has_eos).float())
+    torch.testing.assert_close(exp.scores, want, atol=1e-5, rtol=1e-5)
+    assert stats["objective/constitution_score"] == pytest.approx(
+        sum(rule(prompts, labels, exp.rollout.texts)) / 4, abs=1e-6)
+    assert 0 < stats["objective/constitution_score"] <= 2.25  # the default constitution's range per rollout
+
+
 def test_ppo_resumes_after_interruption(tiny_model_dir: Path, reward_dir: Path, data: dict[str, str],
                                         tmp_path: Path) -> None:
     cfg = _ppo_cfg(max_steps=3, save_every=1, checkpoint_uri=str(tmp_path / "ckpt"))

@@ -33,7 +33,8 @@ import torch
 from safetensors.torch import save_file
 
 from kubealign import loop, models, report
-from kubealign.config import PPOConfig
+from kubealign.config import ConfigError, PPOConfig
+from kubealign.constitution import DEFAULT_CONSTITUTION, LABELS, load_constitution, weighted_totals
 from kubealign.data.chat import Messages, tokenize_prompt
 from kubealign.losses import kl_penalized_rewards, ppo_policy_loss, ppo_value_loss
 from kubealign.ops import gae, masked_mean, whiten
@@ -48,10 +49,22 @@ from kubealign.stages import common
 
 def load_prompts(uri: str, tokenizer: Any, cfg: PPOConfig) -> list[Messages]:
     """Distinct prompts of the preference split that leave room for a full-length response."""
+    return load_labelled_prompts(uri, tokenizer, cfg)[0]
+
+
+def load_labelled_prompts(uri: str, tokenizer: Any, cfg: PPOConfig) -> tuple[list[Messages], list[str | None]]:
+    """`load_prompts` and each prompt's `label` (harmful / benign; None where the row has none). With the
+    rule-based reward on (`constitution_weight` > 0) every row needs a label: the principles are chosen by it."""
     seen: set[str] = set()
-    prompts, too_long = [], 0
+    prompts: list[Messages] = []
+    labels: list[str | None] = []
+    too_long = 0
     budget = cfg.max_length - cfg.max_new_tokens
-    for record in common.read_jsonl(uri):
+    for row, record in enumerate(common.read_jsonl(uri), 1):
+        label = record.get("label")
+        if cfg.constitution_weight > 0 and label not in LABELS:
+            raise ConfigError(f"{uri}: row {row}: field 'label': expected one of {', '.join(LABELS)} (got {label!r}); "
+                              "the rule-based reward (constitution_weight > 0) picks principles by the prompt's label")
         key = json.dumps(record["prompt"], sort_keys=True)
         if key in seen:
             continue
@@ -60,11 +73,49 @@ def load_prompts(uri: str, tokenizer: Any, cfg: PPOConfig) -> list[Messages]:
             too_long += 1
             continue
         prompts.append(record["prompt"])
+        labels.append(label)
     if not prompts:
         raise ValueError(f"{uri}: no prompt fits max_length - max_new_tokens = {budget} tokens")
     if too_long:
         print(f"ppo: skipped {too_long} prompts longer than {budget} tokens", flush=True)
-    return prompts
+    return prompts, labels
+
+
+RULE_JUDGES = ("refusal", "length")  # the judges that need no model besides the heuristic
+
+
+class RuleReward:
+    """The constitution's judges as a rule-based reward next to the reward model (issue 15, item 4: "the
+    constitution's judges score rollouts directly"). A rollout's rule score is the weighted total of the
+    principles that apply to its prompt's label, exactly as the preferences stage totals a sampled response
+    (`preference_judges.score_candidates`, `constitution.weighted_totals`); PPO adds `constitution_weight` times it
+    to the reward model's score. Only judges that run without a model (refusal with the heuristic backend,
+    length), so a rollout batch costs no extra forward pass."""
+
+    def __init__(self, cfg: PPOConfig) -> None:
+        from kubealign.config import PreferencesConfig
+        from kubealign.preference_judges import Judges
+
+        self.constitution = load_constitution(cfg.constitution)
+        where = cfg.constitution or str(DEFAULT_CONSTITUTION)
+        for i, p in enumerate(self.constitution.principles):
+            if p.judge not in RULE_JUDGES:
+                raise ConfigError(f"{where}: principles.{i} ({p.name}): judge {p.judge!r} cannot score PPO rollouts; "
+                                  f"the rule-based reward runs {' and '.join(RULE_JUDGES)} judges only")
+        self.judges = Judges(PreferencesConfig(refusal_backend="heuristic", concise_words=cfg.concise_words))
+
+    def __call__(self, prompts: list[Messages], labels: list[str], texts: list[str]) -> list[float]:
+        from kubealign.preference_judges import score_candidates
+
+        rows = [{"prompt": last_user_text(p), "label": lab} for p, lab in zip(prompts, labels, strict=True)]
+        scores = score_candidates(self.constitution, self.judges, rows, [[t] for t in texts])
+        return [(weighted_totals(self.constitution, r["label"], sc) or [0.0])[0] for r, sc in zip(rows, scores, strict=True)]
+
+
+def last_user_text(prompt: Messages) -> str:
+    """The request the judges read: the last user turn's text."""
+    users = [m["content"] for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else ""
 
 
 def new_value_head(hidden_size: int, device: torch.device) -> torch.nn.Linear:
@@ -99,15 +150,20 @@ class Experience:
 @torch.no_grad()
 def make_experience(policy: torch.nn.Module, ref_model: torch.nn.Module | None, value_head: torch.nn.Module,
                     reward_model: torch.nn.Module, tokenizer: Any, prompts: list[Messages], cfg: PPOConfig,
-                    device: torch.device, rm_tokenizer: Any = None) -> tuple[Experience, dict[str, float]]:
+                    device: torch.device, rm_tokenizer: Any = None, rule: RuleReward | None = None,
+                    labels: list[str] | None = None) -> tuple[Experience, dict[str, float]]:
     """Sample, score and turn one rollout batch into PPO targets. The reward model reads the decoded
-    text re-rendered with its own tokenizer's chat template (`rm_tokenizer`, default: the policy's)."""
+    text re-rendered with its own tokenizer's chat template (`rm_tokenizer`, default: the policy's).
+    `rule` (with each prompt's label): the constitution's score, times `constitution_weight`, joins the score."""
     t0 = time.perf_counter()
     roll = sample(policy, tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, device)
     t1 = time.perf_counter()
     rm_scores = score_texts(reward_model, rm_tokenizer or tokenizer, prompts, roll.texts, cfg.rollout_batch_size,
                             device, cfg.max_length).to(device)
-    scores = rm_scores - cfg.missing_eos_penalty * (~roll.has_eos).float()
+    rule_scores = torch.zeros_like(rm_scores)
+    if rule is not None and labels is not None:
+        rule_scores = torch.tensor(rule(prompts, labels, roll.texts), dtype=rm_scores.dtype, device=device)
+    scores = rm_scores + cfg.constitution_weight * rule_scores - cfg.missing_eos_penalty * (~roll.has_eos).float()
     args = (roll.query, roll.query_mask, roll.response, roll.response_mask, cfg.temperature)
     logprobs, values, _ = response_forward(policy, *args, value_head=value_head)
     with reference_of(policy, ref_model) as ref:
@@ -126,6 +182,7 @@ def make_experience(policy: torch.nn.Module, ref_model: torch.nn.Module | None, 
         "objective/rlhf_reward": (scores + non_score).mean().item(),
         "objective/scores": scores.mean().item(),
         "objective/rm_score": rm_scores.mean().item(),
+        **({"objective/constitution_score": rule_scores.mean().item()} if rule is not None else {}),
         "val/num_eos_tokens": float(roll.has_eos.sum()),
         "val/mean_value": masked_mean(values, mask).item(),
         "response_length": mask.sum(-1).float().mean().item(),
@@ -193,7 +250,8 @@ def run(cfg: PPOConfig, sft_model: str, reward_model: str, train_uri: str, out_d
     stage = common.start("ppo", cfg.tracking, cfg.dtype, cfg.seed, cfg.model_dump())
     base_dir, rm_dir = models.resolve_model_dir(sft_model), models.resolve_model_dir(reward_model)
     tokenizer = models.load_tokenizer(base_dir)
-    prompts = load_prompts(train_uri, tokenizer, cfg)
+    prompts, labels = load_labelled_prompts(train_uri, tokenizer, cfg)
+    rule = RuleReward(cfg) if cfg.constitution_weight > 0 else None
 
     policy = models.load_causal_lm(base_dir, stage.dtype, stage.device)
     ref_model = None
@@ -217,9 +275,10 @@ def run(cfg: PPOConfig, sft_model: str, reward_model: str, train_uri: str, out_d
     def one_step(step: int) -> tuple[dict[str, float], None]:
         """One rollout batch: sample, score, then the PPO update over it."""
         nonlocal samples
-        batch_prompts = [prompts[i] for i in prompt_indices(order, step, cfg.rollout_batch_size)]
+        picked = prompt_indices(order, step, cfg.rollout_batch_size)
+        batch_prompts = [prompts[i] for i in picked]
         exp, stats = make_experience(policy, ref_model, value_head, rm, tokenizer, batch_prompts, cfg, stage.device,
-                                     rm_tokenizer)
+                                     rm_tokenizer, rule, [str(labels[i]) for i in picked])
         lr = state.sched.get_last_lr()[0]
         t0 = time.perf_counter()
         stats.update(ppo_update(policy, value_head, params, state.opt, state.sched, exp, cfg))
@@ -263,12 +322,13 @@ def training_state(policy: torch.nn.Module, value_head: torch.nn.Module, cfg: PP
 def summarise(history: list[dict[str, float]], steps: int) -> dict[str, float]:
     """Last-step metrics, plus score and KL averaged over the first and last quarter of training."""
     last = history[-1] if history else {}
-    keep = ("objective/scores", "objective/rm_score", "objective/kl", "objective/rlhf_reward", "response_length",
+    keep = ("objective/scores", "objective/rm_score", "objective/constitution_score", "objective/kl", "objective/rlhf_reward", "response_length",
             "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg")
     summary = {k: last[k] for k in keep if k in last}
     summary["steps"] = float(steps)
     k = max(1, len(history) // 4)
-    for key, name in (("objective/scores", "score"), ("objective/kl", "kl")):
+    for key, name in (("objective/scores", "score"), ("objective/constitution_score", "constitution_score"),
+                      ("objective/kl", "kl")):
         vals = [h[key] for h in history if key in h]
         if vals:
             summary[f"{name}/first_quarter"] = sum(vals[:k]) / len(vals[:k])
@@ -288,6 +348,9 @@ def render(summary: dict[str, float], history: list[dict[str, float]], samples: 
         report.line_chart("reward: RM score (minus EOS penalty) and RLHF reward (score - beta KL)",
                           {"objective/scores": curve("objective/scores"),
                            "objective/rlhf_reward": curve("objective/rlhf_reward")}),
+        *([report.line_chart("rule-based reward: constitution score (before its weight)",
+                             {"objective/constitution_score": curve("objective/constitution_score")})]
+          if any("objective/constitution_score" in h for h in history) else []),
         report.line_chart("KL to the reference (nats per response)", {"objective/kl": curve("objective/kl")}),
         report.line_chart("response length (tokens)", {"response_length": curve("response_length")}),
         report.line_chart("policy: approx KL and clip fraction per update",

@@ -27,7 +27,7 @@ from kubealign.constitution import LABELS, Constitution, load_constitution, sele
 from kubealign.data.prompts import read_prompt_set, stratified_sample
 from kubealign.data.validate import validate
 from kubealign.generate import generate
-from kubealign.preference_judges import Judges
+from kubealign.preference_judges import Judges, score_candidates
 from kubealign.prompt_split import hash_unit
 from kubealign.stages import common
 
@@ -63,22 +63,6 @@ def balanced_sample(rows: list[dict[str, Any]], limit: int, seed: int) -> list[d
     for i, (lab, group) in enumerate(sorted(groups.items())):
         share = limit // len(groups) + (1 if i < limit % len(groups) else 0)
         out += stratified_sample(group, share, seed, "set", f"preferences:{lab}")
-    return out
-
-
-def score_candidates(constitution: Constitution, judges: Judges, rows: list[dict[str, Any]],
-                     responses: list[list[str]]) -> list[dict[str, list[float]]]:
-    """Per prompt: principle name -> one score per response (only the principles that apply to its label)."""
-    out: list[dict[str, list[float]]] = [{} for _ in rows]
-    for principle in constitution.principles:
-        idx = [i for i, r in enumerate(rows) if principle in constitution.for_label(r["label"])]
-        prompts = [rows[i]["prompt"] for i in idx for _ in responses[i]]
-        flat = [resp for i in idx for resp in responses[i]]
-        scores = judges.score(principle, prompts, flat)
-        pos = 0
-        for i in idx:
-            out[i][principle.name] = scores[pos: pos + len(responses[i])]
-            pos += len(responses[i])
     return out
 
 
