@@ -10,8 +10,10 @@ run's SFT model (`merge-lora/merged`) to held-out prompts (`kubealign preference
 train.jsonl) and keeps (best, worst) under the constitution. Harmful prompts come from
 `harmful.jsonl`; benign ones half from `benign_edgy.jsonl`, half from `helpful.jsonl`. The run's reward
 model (`reward-model/model`) then scores both answers of every pair; accuracy is the share of pairs with
-chosen scored strictly above rejected, per kind, with its 95% bootstrap interval. Pairs and scores are
-written to `<run>/reward-heldout/`.
+chosen scored strictly above rejected, per kind, with its 95% bootstrap interval. Where the run's PPO
+stage adds the constitution's rule-based reward (`ppo_constitution_weight` > 0), the same table follows for
+the score PPO optimises: reward model + weight x constitution total (the missing-EOS penalty left out: these
+answers are whole). Pairs and scores are written to `<run>/reward-heldout/`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 
 from kubealign import knobs
-from kubealign.config import PreferencesConfig
+from kubealign.config import PPOConfig, PreferencesConfig
 from kubealign.graphs import pipeline
 from kubealign.pipeline_params import _defaults_of, resolve
 
@@ -40,11 +42,22 @@ def prompt_rows(prompts_dir: Path, harmful: int, benign: int) -> list[dict[str, 
     return read("harmful", "harmful")[:harmful] + edgy[:n_edgy] + helpful[:benign - n_edgy]
 
 
-def pref_settings(config: str | None, sets: list[str]) -> PreferencesConfig:
+def stage_settings(config: str | None, sets: list[str]) -> tuple[PreferencesConfig, PPOConfig]:
+    """The run's preferences settings (all prompts, none held back; the policy's own answers only: a
+    borrowed refusal would make benign pairs easy) and its PPO settings."""
     full = resolve(pipeline("rlaif_ppo"), _defaults_of("rlaif_ppo"), config, sets, require=False)
     data = knobs.settings_data("preferences", knobs.args_for("rlaif_ppo", "preferences", full))
-    # all prompts, none held back; the policy's own answers only (a borrowed refusal would make benign pairs easy)
-    return PreferencesConfig.model_validate({**data, "num_prompts": 0, "eval_fraction": 0.0, "borrow_refusals": False})
+    prefs = PreferencesConfig.model_validate({**data, "num_prompts": 0, "eval_fraction": 0.0,
+                                              "borrow_refusals": False})
+    return prefs, PPOConfig.model_validate(knobs.settings_data("ppo", knobs.args_for("rlaif_ppo", "ppo", full)))
+
+
+def print_table(title: str, acc: dict[str, float]) -> None:
+    print(f"{title}\n| kind | pairs | pair accuracy [95% interval] |\n|---|---|---|")
+    for kind in ("harmful", "benign"):
+        if f"accuracy/{kind}" in acc:
+            print(f"| {kind} | {acc[f'accuracy/{kind}/n']:.0f} | {acc[f'accuracy/{kind}']:.3f} "
+                  f"[{acc[f'accuracy/{kind}/low']:.3f}, {acc[f'accuracy/{kind}/high']:.3f}] |")
 
 
 def main() -> int:
@@ -73,7 +86,7 @@ def main() -> int:
     out = a.run / "reward-heldout"
     pairs_dir = out / "pairs"
     rows = prompt_rows(a.prompts_dir, a.per_kind, a.per_kind if a.benign is None else a.benign)
-    cfg = pref_settings(a.config, a.set)
+    cfg, ppo_cfg = stage_settings(a.config, a.set)
     prompts, listing = out / "prompts.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
     # the pairs of an earlier call are reused only when they came from the same prompts
     if not (pairs_dir / "train.jsonl").is_file() or not prompts.is_file() or prompts.read_text() != listing:
@@ -92,15 +105,23 @@ def main() -> int:
                                     tokenizer.pad_token_id, cfg.batch_size, torch.device("cpu"))
     labels = [r.get("label") for r in records]
     acc = accuracy_by_label(labels, chosen.tolist(), rejected.tolist(), prefix="accuracy")
-    (out / "scores.json").write_text(json.dumps({"labels": labels, "chosen": chosen.tolist(),
-                                                 "rejected": rejected.tolist(), **acc}, indent=1) + "\n")
+    result: dict[str, object] = {"labels": labels, "chosen": chosen.tolist(), "rejected": rejected.tolist(), **acc}
     print(f"held-out prompts: {sum(r['label'] == 'harmful' for r in rows)} harmful, "
           f"{sum(r['label'] == 'benign' for r in rows)} benign -> {len(records)} pairs")
-    print("| kind | pairs | pair accuracy [95% interval] |\n|---|---|---|")
-    for kind in ("harmful", "benign"):
-        if f"accuracy/{kind}" in acc:
-            print(f"| {kind} | {acc[f'accuracy/{kind}/n']:.0f} | {acc[f'accuracy/{kind}']:.3f} "
-                  f"[{acc[f'accuracy/{kind}/low']:.3f}, {acc[f'accuracy/{kind}/high']:.3f}] |")
+    print_table("reward model alone:", acc)
+    if ppo_cfg.constitution_weight > 0:
+        from kubealign.stages.ppo import RuleReward
+
+        rule, w = RuleReward(ppo_cfg), ppo_cfg.constitution_weight
+        prompts_of = [r["prompt"] for r in records]
+        rule_c = rule(prompts_of, labels, [r["chosen"][-1]["content"] for r in records])
+        rule_r = rule(prompts_of, labels, [r["rejected"][-1]["content"] for r in records])
+        total_c = [c + w * x for c, x in zip(chosen.tolist(), rule_c, strict=True)]
+        total_r = [r + w * x for r, x in zip(rejected.tolist(), rule_r, strict=True)]
+        combined = accuracy_by_label(labels, total_c, total_r, prefix="accuracy")
+        result["ppo_score"] = {"constitution_weight": w, "rule_chosen": rule_c, "rule_rejected": rule_r, **combined}
+        print_table(f"the score PPO optimises, reward model + {w:g} x constitution total:", combined)
+    (out / "scores.json").write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 

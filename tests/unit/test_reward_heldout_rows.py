@@ -37,3 +37,11 @@ def test_benign_prompts_split_evenly_and_the_longer_set_fills_in(tmp_path: Path)
     # the benign-edgy set short: helpful makes up the difference
     write(tmp_path / "benign_edgy.jsonl", "e", 1)
     assert [r["prompt"] for r in prompt_rows(tmp_path, 0, 4)] == ["e 0", "p 0", "p 1", "p 2"]
+
+
+def test_settings_come_from_the_run_config() -> None:
+    """The demo config's PPO weight and sampling settings reach the script; every prompt makes its own pairs."""
+    prefs, ppo = load_script().stage_settings(str(ROOT / "configs" / "demo-rlaif-ppo.yaml"), ["pref_margin=0.25"])
+    assert ppo.constitution_weight == 1.0 and ppo.max_new_tokens == 24
+    assert (prefs.num_responses, prefs.temperature, prefs.margin) == (4, 0.7, 0.25)
+    assert (prefs.num_prompts, prefs.eval_fraction, prefs.borrow_refusals) == (0, 0.0, False)
