@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SIDES = {"dpo": [("kubealign", "on"), ("kubealign", "off"), ("trl", "off")],
-         "sft": [("kubealign", "on"), ("kubealign", "off"), ("trl", "off")]}
+# (implementation, kubealign's padding_free, kubealign's gradient_checkpointing)
+SIDES = {algo: [("kubealign", "on", "default"), ("kubealign", "on", "on"), ("kubealign", "off", "default"),
+                ("trl", "off", "default")] for algo in ("dpo", "sft")}
 
 
 def real_tokens(algo: str, model: str, data: str, n: int, max_length: int) -> int:
@@ -39,15 +40,22 @@ def real_tokens(algo: str, model: str, data: str, n: int, max_length: int) -> in
     return sum(len(tokenize_sft(tok, r["messages"], max_length=max_length)["input_ids"]) for r in records)
 
 
-def run_side(algo: str, impl: str, padding_free: str, a: argparse.Namespace, init: Path, tmp: Path) -> dict:
-    out = tmp / f"{algo}-{impl}-{padding_free}.json"
+def side_name(impl: str, padding_free: str, checkpointing: str) -> str:
+    if impl == "trl":
+        return "TRL"
+    return f"kubealign padding_free={padding_free}" + (", checkpointing" if checkpointing == "on" else "")
+
+
+def run_side(algo: str, impl: str, padding_free: str, checkpointing: str, a: argparse.Namespace, init: Path,
+             tmp: Path) -> dict:
+    out = tmp / f"{algo}-{impl}-{padding_free}-{checkpointing}.json"
     cmd = [sys.executable, str(ROOT / "bench" / "side.py"), algo, impl, str(out), "--model", a.model,
            "--data", str(ROOT / "bench" / "data" / ("dpo_pairs.jsonl" if algo == "dpo" else "sft.jsonl")),
            "--pairs", str(a.pairs), "--batch-size", str(a.batch_size), "--max-length", str(a.max_length),
            "--lr", str(a.lr), "--padding-free", padding_free, "--init-lora", str(init),
-           "--trl-checkpointing", a.trl_checkpointing]
+           "--trl-checkpointing", a.trl_checkpointing, "--trl-bf16", a.trl_bf16, "--checkpointing", checkpointing]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
-    print(f"--- {algo} {impl} padding_free={padding_free}", flush=True)
+    print(f"--- {algo} {side_name(impl, padding_free, checkpointing)}", flush=True)
     subprocess.run(cmd, check=True, env=env, stdout=sys.stderr)
     return json.loads(out.read_text())
 
@@ -56,16 +64,16 @@ def report(algo: str, results: dict[str, dict], n: int, tokens: int) -> None:
     unit = "pairs/s" if algo == "dpo" else "examples/s"
     trl = results["TRL"]
     print(f"\n{algo.upper()}: {n} {'pairs' if algo == 'dpo' else 'examples'}, {tokens} real tokens per epoch")
-    print(f"{'side':<26}{unit:>12}{'tokens/s':>10}{'peak RSS MiB':>14}{'vs TRL':>8}{'mem/TRL':>9}{'max |dloss|':>13}")
+    print(f"{'side':<42}{unit:>12}{'tokens/s':>10}{'peak RSS MiB':>14}{'vs TRL':>8}{'mem/TRL':>9}{'max |dloss|':>13}")
     for name, r in results.items():
         d = max((abs(x - y) for x, y in zip(r["losses"], trl["losses"], strict=True)), default=float("nan"))
-        print(f"{name:<26}{n / r['wall_s']:>12.3f}{tokens / r['wall_s']:>10.1f}{r['peak_rss_mib']:>14.0f}"
+        print(f"{name:<42}{n / r['wall_s']:>12.3f}{tokens / r['wall_s']:>10.1f}{r['peak_rss_mib']:>14.0f}"
               f"{trl['wall_s'] / r['wall_s']:>7.2f}x{r['peak_rss_mib'] / trl['peak_rss_mib']:>9.2f}{d:>13.2e}")
     print("per-step losses | gradient norms (before clipping):")
-    print("step " + "".join(f"{name:>22}" for name in results) + " |" + "".join(f"{name:>22}" for name in results))
+    print("step " + "".join(f"{name:>42}" for name in results) + " |" + "".join(f"{name:>42}" for name in results))
     for i in range(len(trl["losses"])):
-        print(f"{i + 1:<5}" + "".join(f"{r['losses'][i]:>22.8f}" for r in results.values()) + " |"
-              + "".join(f"{r['grad_norms'][i]:>22.6f}" for r in results.values()))
+        print(f"{i + 1:<5}" + "".join(f"{r['losses'][i]:>42.8f}" for r in results.values()) + " |"
+              + "".join(f"{r['grad_norms'][i]:>42.6f}" for r in results.values()))
 
 
 def main() -> None:
@@ -77,6 +85,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--only", choices=["dpo", "sft"], default=None)
     p.add_argument("--no-padded", action="store_true", help="skip kubealign's padding_free=off side (saves time)")
+    p.add_argument("--trl-bf16", choices=["on", "off"], default="off",
+                   help="TRL's bf16 (TRL 1.16 defaults to on: bf16 autocast, ~100x slower than fp32 on a CPU without "
+                   "bf16 units, and other losses); off = fp32 on both sides")
     p.add_argument("--trl-checkpointing", choices=["on", "off"], default="on",
                    help="TRL's gradient_checkpointing (on is TRL's default; off for the per-step loss comparison)")
     a = p.parse_args()
@@ -88,9 +99,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for algo in [a.only] if a.only else ["dpo", "sft"]:
             init = Path(tmp) / f"init-lora-{algo}.safetensors"
-            results = {("TRL" if impl == "trl" else f"kubealign padding_free={pf}"):
-                       run_side(algo, impl, pf, a, init, Path(tmp)) for impl, pf in SIDES[algo]
-                       if not (a.no_padded and impl == "kubealign" and pf == "off")}
+            results = {side_name(impl, pf, ck): run_side(algo, impl, pf, ck, a, init, Path(tmp))
+                       for impl, pf, ck in SIDES[algo] if not (a.no_padded and impl == "kubealign" and pf == "off")}
             data = str(ROOT / "bench" / "data" / ("dpo_pairs.jsonl" if algo == "dpo" else "sft.jsonl"))
             report(algo, results, a.pairs, real_tokens(algo, a.model, data, a.pairs, a.max_length))
     print(f"load average after: {os.getloadavg()}", flush=True)

@@ -70,6 +70,8 @@ def kubealign_side(a: argparse.Namespace, tmp: Path) -> tuple[list[float], list[
               "epochs": 1, "seed": 0, "tracking": {"mode": "disabled"}, "lora": {"r": 16, "alpha": 32}}
     if "padding_free" in DPOConfig.model_fields:  # absent before issue 11: lets the bench time older code too
         common["padding_free"] = a.padding_free == "on"
+    if a.checkpointing != "default":
+        common["gradient_checkpointing"] = a.checkpointing == "on"
     if a.algo == "dpo":
         dpo.run(DPOConfig.model_validate({**common, "beta": 0.1, "loss_type": "sigmoid"}), a.model, str(data),
                 str(tmp / "out"))
@@ -97,7 +99,10 @@ def trl_side(a: argparse.Namespace, tmp: Path) -> tuple[list[float], list[float]
               "optim": "adamw_torch", "logging_steps": 1, "save_strategy": "no", "report_to": [], "seed": 0,
               "train_sampling_strategy": "sequential", "use_cpu": True, "dataloader_num_workers": 0,
               "max_length": a.max_length, "disable_tqdm": True,
-              "gradient_checkpointing": a.trl_checkpointing == "on"}
+              "gradient_checkpointing": a.trl_checkpointing == "on",
+              # TRL 1.16's configs default to bf16=True (mixed precision through accelerate's autocast, also on a
+              # CPU): the bench compares fp32 with fp32 unless --trl-bf16 on (bench/grad_check.py found it)
+              "bf16": a.trl_bf16 == "on"}
     if a.algo == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -128,6 +133,9 @@ def main() -> None:
     p.add_argument("--padding-free", choices=["on", "off"], default="on")
     p.add_argument("--init-lora", required=True)
     p.add_argument("--trl-checkpointing", choices=["on", "off"], default="on")
+    p.add_argument("--trl-bf16", choices=["on", "off"], default="off")
+    p.add_argument("--checkpointing", choices=["default", "on", "off"], default="default",
+                   help="kubealign's gradient_checkpointing setting (default: the stage's own default)")
     a = p.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
