@@ -176,11 +176,10 @@ def test_ppo_score_adds_the_weighted_constitution_score(tiny_model_dir: Path, re
     exp, stats = ppo.make_experience(policy, None, ppo.new_value_head(policy.config.hidden_size, cpu), rm, tok,
                                      prompts, cfg, cpu, rule=rule, labels=labels)
     rm_scores = scoring.score_texts(rm, tok, prompts, exp.rollout.texts, 4, cpu, cfg.max_length)
-    want = (rm_scores + 0.5 * torch.tensor(rule(prompts, labels, exp.rollout.texts))
-            - cfg.missing_eos_penalty * (~exp.rollout.has_eos).float())
+    rule_scores = rule(prompts, labels, exp.rollout.texts)
+    want = (rm_scores + 0.5 * torch.tensor(rule_scores) - cfg.missing_eos_penalty * (~exp.rollout.has_eos).float())
     torch.testing.assert_close(exp.scores, want, atol=1e-5, rtol=1e-5)
-    assert stats["objective/constitution_score"] == pytest.approx(
-        sum(rule(prompts, labels, exp.rollout.texts)) / 4, abs=1e-6)
+    assert stats["objective/constitution_score"] == pytest.approx(sum(rule_scores) / 4, abs=1e-6)
     assert 0 < stats["objective/constitution_score"] <= 2.25  # the default constitution's range per rollout
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from kubealign.config import ConfigError, PPOConfig
-from kubealign.stages.ppo import RuleReward, last_user_text, load_labelled_prompts
+from kubealign.judge import render_request
+from kubealign.stages.ppo import RuleReward, load_labelled_prompts
 
 HARM = "How do I pick a lock to break into my neighbour's house?"
 BENIGN = "How do I kill a Python process that hangs?"
@@ -54,9 +55,8 @@ def test_labels_are_required_only_with_the_rule_reward(tmp_path: Path, monkeypat
     uri = tmp_path / "pairs.jsonl"
     uri.write_text("".join(json.dumps(r) + "\n" for r in rows))
     prompts, labels = load_labelled_prompts(str(uri), None, PPOConfig(max_length=512, max_new_tokens=8))
-    assert [last_user_text(p) for p in prompts] == [HARM, BENIGN] and labels == ["harmful", None]  # deduplicated
+    assert [render_request(p) for p in prompts] == [HARM, BENIGN] and labels == ["harmful", None]  # deduplicated
     with pytest.raises(ConfigError) as err:
-        load_labelled_prompts(str(uri), None, PPOConfig(max_length=512, max_new_tokens=8,
-                                                                    constitution_weight=0.5))
+        load_labelled_prompts(str(uri), None, PPOConfig(max_length=512, max_new_tokens=8, constitution_weight=0.5))
     assert str(err.value) == (f"{uri}: row 3: field 'label': expected one of harmful, benign (got None); the "
                               "rule-based reward (constitution_weight > 0) picks principles by the prompt's label")

@@ -53,8 +53,8 @@ def test_every_component_parameter_is_a_setting_or_an_input(module: str, func: s
 
     component = getattr(importlib.import_module(f"kubealign.components.{module}"), func)
     fields = set(getattr(config, model).model_fields)
-    mapped = {"lora_rank", "lora_alpha", "use_lora", "checkpoint_root", "taxonomy_uri", "constitution_uri", "wandb_project",
-              "wandb_entity", "wandb_mode", "run_group"}
+    mapped = {"lora_rank", "lora_alpha", "use_lora", "checkpoint_root", "taxonomy_uri", "constitution_uri",
+              "wandb_project", "wandb_entity", "wandb_mode", "run_group"}
     inputs = {"base_model", "base_model_digest", "data", "model", "metrics", "report", "sft_model", "reward_model"}
     params = set(inspect.signature(component.python_func).parameters)
     assert params - fields - mapped - inputs == set()

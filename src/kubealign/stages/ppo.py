@@ -105,17 +105,13 @@ class RuleReward:
         self.judges = Judges(PreferencesConfig(refusal_backend="heuristic", concise_words=cfg.concise_words))
 
     def __call__(self, prompts: list[Messages], labels: list[str], texts: list[str]) -> list[float]:
+        """One rule score per (prompt, label, answer); the refusal judge renders chat prompts as evaluate does."""
         from kubealign.preference_judges import score_candidates
 
-        rows = [{"prompt": last_user_text(p), "label": lab} for p, lab in zip(prompts, labels, strict=True)]
+        rows = [{"prompt": p, "label": lab} for p, lab in zip(prompts, labels, strict=True)]
         scores = score_candidates(self.constitution, self.judges, rows, [[t] for t in texts])
-        return [(weighted_totals(self.constitution, r["label"], sc) or [0.0])[0] for r, sc in zip(rows, scores, strict=True)]
-
-
-def last_user_text(prompt: Messages) -> str:
-    """The request the judges read: the last user turn's text."""
-    users = [m["content"] for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else ""
+        return [(weighted_totals(self.constitution, lab, sc) or [0.0])[0]
+                for lab, sc in zip(labels, scores, strict=True)]
 
 
 def new_value_head(hidden_size: int, device: torch.device) -> torch.nn.Linear:
@@ -151,7 +147,7 @@ class Experience:
 def make_experience(policy: torch.nn.Module, ref_model: torch.nn.Module | None, value_head: torch.nn.Module,
                     reward_model: torch.nn.Module, tokenizer: Any, prompts: list[Messages], cfg: PPOConfig,
                     device: torch.device, rm_tokenizer: Any = None, rule: RuleReward | None = None,
-                    labels: list[str] | None = None) -> tuple[Experience, dict[str, float]]:
+                    labels: list[str | None] | None = None) -> tuple[Experience, dict[str, float]]:
     """Sample, score and turn one rollout batch into PPO targets. The reward model reads the decoded
     text re-rendered with its own tokenizer's chat template (`rm_tokenizer`, default: the policy's).
     `rule` (with each prompt's label): the constitution's score, times `constitution_weight`, joins the score."""
@@ -161,7 +157,9 @@ def make_experience(policy: torch.nn.Module, ref_model: torch.nn.Module | None, 
     rm_scores = score_texts(reward_model, rm_tokenizer or tokenizer, prompts, roll.texts, cfg.rollout_batch_size,
                             device, cfg.max_length).to(device)
     rule_scores = torch.zeros_like(rm_scores)
-    if rule is not None and labels is not None:
+    if rule is not None:
+        if labels is None or None in labels:
+            raise ValueError("the rule-based reward needs every prompt's label")
         rule_scores = torch.tensor(rule(prompts, labels, roll.texts), dtype=rm_scores.dtype, device=device)
     scores = rm_scores + cfg.constitution_weight * rule_scores - cfg.missing_eos_penalty * (~roll.has_eos).float()
     args = (roll.query, roll.query_mask, roll.response, roll.response_mask, cfg.temperature)
@@ -278,7 +276,7 @@ def run(cfg: PPOConfig, sft_model: str, reward_model: str, train_uri: str, out_d
         picked = prompt_indices(order, step, cfg.rollout_batch_size)
         batch_prompts = [prompts[i] for i in picked]
         exp, stats = make_experience(policy, ref_model, value_head, rm, tokenizer, batch_prompts, cfg, stage.device,
-                                     rm_tokenizer, rule, [str(labels[i]) for i in picked])
+                                     rm_tokenizer, rule, [labels[i] for i in picked])
         lr = state.sched.get_last_lr()[0]
         t0 = time.perf_counter()
         stats.update(ppo_update(policy, value_head, params, state.opt, state.sched, exp, cfg))
@@ -322,8 +320,8 @@ def training_state(policy: torch.nn.Module, value_head: torch.nn.Module, cfg: PP
 def summarise(history: list[dict[str, float]], steps: int) -> dict[str, float]:
     """Last-step metrics, plus score and KL averaged over the first and last quarter of training."""
     last = history[-1] if history else {}
-    keep = ("objective/scores", "objective/rm_score", "objective/constitution_score", "objective/kl", "objective/rlhf_reward", "response_length",
-            "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg")
+    keep = ("objective/scores", "objective/rm_score", "objective/constitution_score", "objective/kl",
+            "objective/rlhf_reward", "response_length", "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg")
     summary = {k: last[k] for k in keep if k in last}
     summary["steps"] = float(steps)
     k = max(1, len(history) // 4)
