@@ -24,8 +24,8 @@ import json
 from pathlib import Path
 
 import torch
+from side import TARGETS, _order  # bench/side.py: the bench's LoRA targets and kubealign's data order
 
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ROOT = Path(__file__).resolve().parent
 
 
@@ -47,11 +47,8 @@ def main() -> None:
                     "precision through accelerate's autocast, on a CPU too); off = fp32, as kubealign runs here")
     a = ap.parse_args()
 
-    from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig as TRLConfig
-    from trl import DPOTrainer
 
     from kubealign.config import DPOConfig
     from kubealign.data.collate import collate_preference
@@ -67,11 +64,8 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS,
                                              task_type="CAUSAL_LM"))
-    from kubealign.loop import DataOrder
-
-    order = DataOrder(2 * a.pairs, a.pairs, seed=0)
     lines = (ROOT / "data" / "dpo_pairs.jsonl").read_text().splitlines()[: 2 * a.pairs]
-    records = [json.loads(lines[i]) for m in range(order.per_epoch) for i in order.indices(m)]
+    records = [json.loads(lines[i]) for i in _order(2 * a.pairs, a.pairs)]
     # kubealign: its tokenisation, the padded collate, the DPO step with the reference on the fly
     cfg = DPOConfig.model_validate({"beta": 0.1, "loss_type": "sigmoid", "max_length": a.max_length,
                                     "batch_size": a.pairs, "padding_free": False,
@@ -86,11 +80,7 @@ def main() -> None:
     g_k = grads(model)
 
     # TRL: its own dataset preparation, collator and loss
-    args = TRLConfig(output_dir="/tmp/grad-check", per_device_train_batch_size=a.pairs, max_length=a.max_length,
-                     beta=0.1, loss_type=["sigmoid"], use_cpu=True, report_to=[], save_strategy="no",
-                     train_sampling_strategy="sequential", dataloader_num_workers=0, disable_tqdm=True,
-                     gradient_checkpointing=a.trl_checkpointing == "on")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tok)
+    trainer = trl_trainer(a, model, tok, records, "/tmp/grad-check")
     trl_batches = list(trainer.get_train_dataloader())
     trl_batch = trl_batches[0]
     model.train()
@@ -152,6 +142,20 @@ def main() -> None:
         trainer_step(a, model, fresh, tok, records, batches[1], cfg, step2_k.item())
 
 
+def trl_trainer(a: argparse.Namespace, model: torch.nn.Module, tok: object, records: list[dict], out: str,
+                **extra: object) -> object:
+    """TRL's DPOTrainer on `records` in order (sequential sampler), batch `--pairs`, beta 0.1 sigmoid, CPU."""
+    from datasets import Dataset
+    from trl import DPOConfig as TRLConfig
+    from trl import DPOTrainer
+
+    args = TRLConfig(output_dir=out, per_device_train_batch_size=a.pairs, max_length=a.max_length, beta=0.1,
+                     loss_type=["sigmoid"], use_cpu=True, report_to=[], save_strategy="no",
+                     train_sampling_strategy="sequential", dataloader_num_workers=0, disable_tqdm=True,
+                     gradient_checkpointing=a.trl_checkpointing == "on", **extra)
+    return DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tok)
+
+
 class OneStepDone(Exception):
     """Raised after the TRL trainer's first optimizer step."""
 
@@ -160,9 +164,6 @@ def trainer_step(a: argparse.Namespace, model: torch.nn.Module, fresh: dict[str,
                  records: list[dict], batch2: dict[str, torch.Tensor], cfg: object, manual_loss: float) -> None:
     """4. TRL's own trainer for one optimizer step from the same fresh adapter; then its weights' step-2 loss
     (kubealign's dpo_step on batch 2) against the manual AdamW step's, and the update's difference."""
-    from datasets import Dataset
-    from trl import DPOConfig as TRLConfig
-    from trl import DPOTrainer
 
     from kubealign.stages.dpo import dpo_step
 
@@ -174,13 +175,9 @@ def trainer_step(a: argparse.Namespace, model: torch.nn.Module, fresh: dict[str,
     if "ref" in model.peft_config:  # the first trainer's copy of the adapter; the new trainer makes its own
         model.delete_adapter("ref")
     lrs: list[float] = []
-    args = TRLConfig(output_dir="/tmp/grad-check-train", per_device_train_batch_size=a.pairs, max_length=a.max_length,
-                     beta=0.1, loss_type=["sigmoid"], use_cpu=True, report_to=[], save_strategy="no",
-                     train_sampling_strategy="sequential", dataloader_num_workers=0, disable_tqdm=True,
-                     learning_rate=1e-4, lr_scheduler_type="cosine", warmup_steps=0, num_train_epochs=1,
-                     max_grad_norm=1.0, weight_decay=0.0, optim="adamw_torch", logging_steps=1, seed=0,
-                     gradient_checkpointing=a.trl_checkpointing == "on", bf16=a.trl_bf16 == "on")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tok)
+    trainer = trl_trainer(a, model, tok, records, "/tmp/grad-check-train", learning_rate=1e-4,
+                          lr_scheduler_type="cosine", warmup_steps=0, num_train_epochs=1, max_grad_norm=1.0,
+                          weight_decay=0.0, optim="adamw_torch", logging_steps=1, seed=0, bf16=a.trl_bf16 == "on")
     trainer.create_optimizer_and_scheduler(num_training_steps=len(records) // a.pairs)
     opt = trainer.optimizer
     print(f"TRL trainer: optimizer {type(opt).__name__} {json.dumps({k: v for k, v in opt.defaults.items() if isinstance(v, (int, float, bool, tuple))}, default=str)}; "
