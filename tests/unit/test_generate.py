@@ -119,3 +119,36 @@ def test_stop_ids_merge_tokenizer_and_generation_config() -> None:
     assert stop_ids(model, SimpleNamespace(eos_token_id=7)) == [7, 2]  # type: ignore[arg-type]
     model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=None))
     assert stop_ids(model, SimpleNamespace(eos_token_id=5)) == [5]  # type: ignore[arg-type]
+
+
+def test_repeats_read_each_prompt_once_and_answer_like_repeated_rows(tiny64: Any, tiny_tokenizer: Any) -> None:
+    """decode(repeats=3) on 3 prompts: the prefill forward sees 3 rows, not 9, and the answers equal
+    decode on the 9 rows written out (greedy: identical; sampling from the same seed: identical too, as the
+    logits of a repeated row are the very numbers its prompt gave)."""
+    pad = tiny_tokenizer.pad_token_id
+    prompts = [tokenize_prompt(tiny_tokenizer, [{"role": "user", "content": a}]) for a in ASKS[:3]]
+    repeated = [p for p in prompts for _ in range(3)]
+    seen: list[tuple[int, int]] = []
+    hook = tiny64.register_forward_pre_hook(lambda _m, _a, kw: seen.append(tuple(kw["input_ids"].shape)),
+                                            with_kwargs=True)
+    try:
+        greedy = decode(tiny64, *left_padded(prompts, pad), 6, [], repeats=3)
+    finally:
+        hook.remove()
+    assert seen[0] == (3, max(map(len, prompts))) and seen[1] == (9, 1)
+    assert greedy == decode(tiny64, *left_padded(repeated, pad), 6, [])
+    assert greedy[0] == greedy[1] == greedy[2] and greedy[0] != greedy[3]
+    torch.manual_seed(7)
+    sampled = decode(tiny64, *left_padded(prompts, pad), 6, [], temperature=1.5, repeats=3)
+    torch.manual_seed(7)
+    assert sampled == decode(tiny64, *left_padded(repeated, pad), 6, [], temperature=1.5)
+    assert len({tuple(s) for s in sampled[:3]}) > 1  # the samples of one prompt differ
+
+
+def test_generate_samples_come_back_grouped_per_prompt_in_order(tiny64: Any, tiny_tokenizer: Any) -> None:
+    convs = [[{"role": "user", "content": a}] for a in ASKS]
+    once = generate(tiny64, tiny_tokenizer, convs, 8, 4, torch.device("cpu"))
+    twice = generate(tiny64, tiny_tokenizer, convs, 8, 4, torch.device("cpu"), samples=2)
+    assert twice == [a for a in once for _ in range(2)]  # greedy: both samples are the greedy answer
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        generate(tiny64, tiny_tokenizer, convs, 8, 4, torch.device("cpu"), samples=0)

@@ -226,9 +226,9 @@ def run(cfg: PreferencesConfig, policy_model: str, prompts_uri: str, out_dir: st
     convs = [[{"role": "user", "content": r["prompt"]}] for r in rows]
     k = cfg.num_responses
     torch.manual_seed(cfg.seed + round_index)
-    flat = generate(model, tokenizer, [c for c in convs for _ in range(k)], cfg.max_new_tokens, cfg.generate_batch_size,
-                    stage.device, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
-                    desc=f"preferences round {round_index}")
+    flat = generate(model, tokenizer, convs, cfg.max_new_tokens, cfg.generate_batch_size, stage.device,
+                    do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
+                    desc=f"preferences round {round_index}", samples=k)
     del model  # judges may load their own models
     responses = [flat[i * k: (i + 1) * k] for i in range(len(rows))]
     scores = score_candidates(constitution, judges, rows, responses)
