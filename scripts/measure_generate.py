@@ -2,12 +2,17 @@
 
     python scripts/measure_generate.py [--model DIR] [--prompts 64] [--batch-size 16] [--max-new-tokens 48]
                                        [--old-ref 84c0a9f] [--versions old,new] [--judge-out FILE]
+                                       [--samples K --temperature 0.7 --top-p 0.9]
 
 Prompts: a seeded sample of the packaged benign-but-edgy and helpfulness sets (half each: short and
 long prompts, as evaluate mixes them), or of the sets `--sets` names. Each version runs once on the same prompts, greedy, fp32 on
 CPU; tokens/s = generated tokens (each response re-tokenized, the same count for both versions) / wall
 seconds. `--judge-out` also writes the new version's benign-but-edgy responses with the heuristic
 refusal judge's verdicts (JSONL), to read what the judge calls off-topic.
+
+`--samples K` times the preference stage's sampling instead: K samples per prompt at `--temperature` /
+`--top-p`, from seed 0 for each version; "old" passes each prompt K times (what the stage did before
+`generate(samples=K)`), "new" passes it once with samples=K. `--versions old,new,old,new` alternates runs.
 """
 
 from __future__ import annotations
@@ -42,9 +47,19 @@ def old_module(ref: str, path: str = "src/kubealign/generate.py") -> ModuleType:
     return module
 
 
-def timed(fn, model, tokenizer, prompts, args) -> tuple[list[str], float]:  # noqa: ANN001
+def timed(fn, model, tokenizer, prompts, args, version: str) -> tuple[list[str], float]:  # noqa: ANN001
+    torch.manual_seed(0)
     start = time.perf_counter()
-    out = fn(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, torch.device("cpu"))
+    if args.samples == 1:
+        out = fn(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, torch.device("cpu"))
+    else:
+        sampling = {"do_sample": True, "temperature": args.temperature, "top_p": args.top_p}
+        if version == "old":
+            out = fn(model, tokenizer, [p for p in prompts for _ in range(args.samples)], args.max_new_tokens,
+                     args.batch_size, torch.device("cpu"), **sampling)
+        else:
+            out = fn(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, torch.device("cpu"),
+                     samples=args.samples, **sampling)
     return out, time.perf_counter() - start
 
 
@@ -59,6 +74,9 @@ def main() -> int:
     ap.add_argument("--versions", default="old,new", help="which to run, comma-separated: old, new")
     ap.add_argument("--sets", default="benign_edgy,helpful",
                     help="packaged prompt sets the prompts are drawn from, evenly (e.g. harmful)")
+    ap.add_argument("--samples", type=int, default=1, help="samples per prompt (the preference stage's K)")
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--top-p", type=float, default=0.9)
     args = ap.parse_args()
     torch.manual_seed(0)
     model = models.load_causal_lm(models.resolve_model_dir(args.model), torch.float32, torch.device("cpu"))
@@ -76,15 +94,15 @@ def main() -> int:
     versions = {"old": lambda: old_module(args.old_ref).generate, "new": lambda: generate.generate}
     for name in wanted:
         fn = versions[name]()
-        out, secs = timed(fn, model, tokenizer, prompts, args)
+        out, secs = timed(fn, model, tokenizer, prompts, args, name)
         tokens = sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in out)
         results[name] = {"seconds": round(secs, 1), "tokens": tokens, "tokens_per_s": round(tokens / secs, 1),
                          "responses": out}
-        print(f"{name}: {len(prompts)} prompts, {tokens} tokens in {secs:.1f} s = {tokens / secs:.1f} tokens/s",
-              flush=True)
+        print(f"{name}: {len(prompts)} prompts, {len(out)} responses, {tokens} tokens in {secs:.1f} s = "
+              f"{tokens / secs:.1f} tokens/s", flush=True)
     if {"old", "new"} <= results.keys():
         same = sum(a == b for a, b in zip(results["old"]["responses"], results["new"]["responses"], strict=True))
-        print(f"identical responses old vs new: {same} of {len(prompts)}")
+        print(f"identical responses old vs new: {same} of {len(results['new']['responses'])}")
     if args.judge_out and "new" in results:
         from kubealign.refusal import judge_refusals
 

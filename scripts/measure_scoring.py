@@ -2,7 +2,7 @@
 
     python scripts/measure_scoring.py RUN_DIR [--old-ref 36add72] [--max-steps 50] [--batch-size 4]
 
-RUN_DIR is a `make run` output (out/demo/<run>). Times, in one process, on the same models and inputs:
+RUN_DIR is a `make run-dpo` output (out/demo-dpo/<run>). Times, in one process, on the same models and inputs:
 - evaluate's implicit-reward scoring of both models' stored greedy answers to the win-rate prompts
   (`evaluate/results/samples.json`; the SFT model and the aligned model each score every answer pair);
 - DPO's reference pass before training: the old one over every train pair in file order, the new one over

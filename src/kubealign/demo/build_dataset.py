@@ -1,4 +1,4 @@
-"""Generate the demo SFT and preference sets used by ``make run``.
+"""Generate the demo SFT and preference sets used by ``make run`` (SFT) and ``make run-dpo`` (preferences).
 
 Run ``python -m kubealign.demo.build_dataset`` (add ``--check`` to verify the
 committed files instead of rewriting them).  Output is fully determined by
