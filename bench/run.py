@@ -6,7 +6,8 @@ Each side runs in its own subprocess, one after the other, on the same model, re
 initial LoRA weights and hyper-parameters (bench/side.py). Prints pairs/s (examples/s for SFT),
 real (non-padding) tokens/s, peak RSS and the per-step losses of every side, plus the load average
 (the machine may be shared: compare the ratio from one run, not absolute figures across runs).
-kubealign runs twice: with its defaults (padding_free on, reference log-probs precomputed) and
+kubealign runs three times: with its defaults (padding_free on, reference log-probs precomputed,
+gradient checkpointing on, as TRL's is by default), with checkpointing off (faster, more memory), and
 with padding_free off, the layout TRL uses by default, for the loss comparison.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # (implementation, kubealign's padding_free, kubealign's gradient_checkpointing)
-SIDES = {algo: [("kubealign", "on", "default"), ("kubealign", "on", "on"), ("kubealign", "off", "default"),
+SIDES = {algo: [("kubealign", "on", "default"), ("kubealign", "on", "off"), ("kubealign", "off", "default"),
                 ("trl", "off", "default")] for algo in ("dpo", "sft")}
 
 
@@ -43,7 +44,7 @@ def real_tokens(algo: str, model: str, data: str, n: int, max_length: int) -> in
 def side_name(impl: str, padding_free: str, checkpointing: str) -> str:
     if impl == "trl":
         return "TRL"
-    return f"kubealign padding_free={padding_free}" + (", checkpointing" if checkpointing == "on" else "")
+    return f"kubealign padding_free={padding_free}" + (", no checkpointing" if checkpointing == "off" else "")
 
 
 def run_side(algo: str, impl: str, padding_free: str, checkpointing: str, a: argparse.Namespace, init: Path,

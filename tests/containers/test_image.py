@@ -107,3 +107,12 @@ def test_stale_or_missing_image_stops_the_run_before_any_task(image: str, tmp_pa
         f"kubealign run: error: image {image} was built from source {image[-12:]}, "
         "this tree is 000000000000; build it from this tree with `make images`")
     assert "Pulling" not in captured.out and not root.exists()  # nothing started, nothing pulled
+
+
+def test_jemalloc_is_the_allocator_of_every_stage_process(run_restricted) -> None:
+    """The image preloads jemalloc with background purging (the Dockerfile, bench/README.md): a Python
+    process in it has libjemalloc mapped and reads the MALLOC_CONF the image sets."""
+    out = run_restricted("python3", "-c", "import os, torch; maps = open('/proc/self/maps').read(); "
+                         "print('jemalloc' in maps, os.environ['MALLOC_CONF'])")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"]
