@@ -152,3 +152,14 @@ def test_generate_samples_come_back_grouped_per_prompt_in_order(tiny64: Any, tin
     assert twice == [a for a in once for _ in range(2)]  # greedy: both samples are the greedy answer
     with pytest.raises(ValueError, match="samples must be >= 1"):
         generate(tiny64, tiny_tokenizer, convs, 8, 4, torch.device("cpu"), samples=0)
+
+
+def test_no_new_tokens_runs_no_forward(tiny64: Any, tiny_tokenizer: Any) -> None:
+    seen: list[int] = []
+    hook = tiny64.register_forward_pre_hook(lambda *_: seen.append(1))
+    try:
+        prompts = [tokenize_prompt(tiny_tokenizer, [{"role": "user", "content": a}]) for a in ASKS[:2]]
+        assert decode(tiny64, *left_padded(prompts, tiny_tokenizer.pad_token_id), 0, [], repeats=2) == [[]] * 4
+    finally:
+        hook.remove()
+    assert seen == []
