@@ -17,7 +17,15 @@ import torch
 
 from kubealign import generate as generate_module
 from kubealign.data.chat import tokenize_prompt
-from kubealign.generate import decode, generate, length_batches, next_tokens, stop_ids
+from kubealign.generate import (
+    decode,
+    generate,
+    length_batches,
+    next_tokens,
+    run_prefix,
+    shared_prefix,
+    stop_ids,
+)
 
 ASKS = ["hi", "What is the capital of france and why is it that city?", "two plus two", "Why is the sky blue?",
         "Write a short poem about a cat in the sun on a long summer day.", "ok"]
@@ -48,10 +56,13 @@ def left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Te
             torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]))
 
 
-def test_batched_answers_equal_transformers_greedy_per_prompt_in_the_callers_order(tiny64: Any,
-                                                                                   tiny_tokenizer: Any) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batched_answers_equal_transformers_greedy_per_prompt_in_the_callers_order(tiny64: Any, tiny_tokenizer: Any,
+                                                                                   workers: int) -> None:
+    """Two batches of 4 and 2 prompts, one after the other or side by side: the same answers as transformers'
+    greedy generation of each prompt alone (the shared template prefix run once, then copied)."""
     convs = [[{"role": "user", "content": a}] for a in ASKS]
-    out = generate(tiny64, tiny_tokenizer, convs, 12, 4, torch.device("cpu"))
+    out = generate(tiny64, tiny_tokenizer, convs, 12, 4, torch.device("cpu"), workers=workers)
     eos, pad = stop_ids(tiny64, tiny_tokenizer), tiny_tokenizer.pad_token_id
     expected = [tiny_tokenizer.decode(hf_greedy(tiny64, tokenize_prompt(tiny_tokenizer, c), 12, eos, pad),
                                       skip_special_tokens=True).strip() for c in convs]
@@ -163,3 +174,50 @@ def test_no_new_tokens_runs_no_forward(tiny64: Any, tiny_tokenizer: Any) -> None
     finally:
         hook.remove()
     assert seen == []
+
+
+def test_shared_prefix_is_the_common_start_short_of_the_shortest_sequence() -> None:
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 3, 4, 5]]) == 3
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2  # [1, 2, 3] keeps its last token to run
+    assert shared_prefix([[1, 2], [7, 2]]) == 0
+    assert shared_prefix([[5, 6, 7]]) == 2
+    assert shared_prefix([]) == 0
+
+
+def test_a_prefix_run_once_gives_the_answers_of_the_whole_prompts(tiny64: Any, tiny_tokenizer: Any) -> None:
+    """decode(prefix=...) on the rest of each prompt (padding then sits between prefix and rest): the same
+    tokens, greedy and sampled from one seed, as decode on the whole prompts; the prefill reads the rest only."""
+    pad = tiny_tokenizer.pad_token_id
+    prompts = [tokenize_prompt(tiny_tokenizer, [{"role": "user", "content": a}]) for a in ASKS]
+    n = shared_prefix(prompts)
+    assert n >= 3  # the chat template's opening
+    cache = run_prefix(tiny64, prompts[0][:n], torch.device("cpu"))
+    rest = [p[n:] for p in prompts]
+    seen: list[tuple[int, int]] = []
+    hook = tiny64.register_forward_pre_hook(lambda _m, _a, kw: seen.append(tuple(kw["input_ids"].shape)),
+                                            with_kwargs=True)
+    try:
+        got = decode(tiny64, *left_padded(rest, pad), 8, [], prefix=(cache, n), repeats=2)
+    finally:
+        hook.remove()
+    assert seen[0] == (len(ASKS), max(map(len, rest)))
+    assert got == decode(tiny64, *left_padded(prompts, pad), 8, [], repeats=2)
+    assert cache.get_seq_length() == n  # each batch copies the prefix cache; the original is untouched
+    sampled = [decode(tiny64, *args, 8, [], temperature=1.5, generator=torch.Generator().manual_seed(3), **kw)
+               for args, kw in ((left_padded(rest, pad), {"prefix": (cache, n)}), (left_padded(prompts, pad), {}))]
+    assert sampled[0] == sampled[1]
+
+
+def test_samples_do_not_depend_on_how_many_batches_run_at_once(tiny64: Any, tiny_tokenizer: Any) -> None:
+    """Each batch draws from its own generator, seeded from the global one: one worker or two, the same
+    samples; another global seed, other samples."""
+    convs = [[{"role": "user", "content": a}] for a in ASKS]
+
+    def sample(seed: int, workers: int) -> list[str]:
+        torch.manual_seed(seed)
+        return generate(tiny64, tiny_tokenizer, convs, 8, 4, torch.device("cpu"), do_sample=True,
+                        temperature=1.5, samples=2, workers=workers)
+
+    one = sample(0, 1)
+    assert one == sample(0, 2) and one != sample(1, 1)
+    assert len(one) == 2 * len(ASKS)
