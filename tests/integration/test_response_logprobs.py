@@ -103,3 +103,21 @@ def test_full_fine_tune_head_gradient_equals_the_plain_path(tiny_model_dir: Path
     assert "model.embed_tokens.weight" in g_want
     for name in g_want:
         torch.testing.assert_close(g_got[name], g_want[name], atol=1e-5, rtol=1e-4)
+
+
+def test_cached_prompt_scoring_equals_the_plain_path(lora_model: torch.nn.Module) -> None:
+    """cached_pair_logprobs (each prompt run once, a prefix shared by all prompts run once, both responses
+    continued from the prompt's KV cache) gives the plain path's summed log-probs, pair by pair in the
+    caller's order: batches of 3 over 7 pairs, prompts of different lengths, one response a single token.
+    Both sum float32 token log-probs of ~200 nats a sequence, so they agree to float32 rounding (rtol 1e-6);
+    a token scored from the wrong position would be off by whole nats."""
+    from kubealign.scoring import cached_pair_logprobs
+
+    pairs = _pairs(7, seed=3)
+    for p in pairs:
+        p["prompt_ids"] = [1, 9, 8] + p["prompt_ids"]  # a template-like opening every prompt shares
+    pairs[2]["chosen_ids"] = pairs[2]["chosen_ids"][:1]
+    expected = _plain(lora_model, collate_preference(pairs, pad_id=0))
+    chosen, rejected = cached_pair_logprobs(lora_model, pairs, 0, 3, torch.device("cpu"))
+    torch.testing.assert_close(torch.cat([chosen, rejected]), expected, atol=1e-5, rtol=1e-6)
+    assert len(set(chosen.tolist())) == len(pairs)  # distinct values: a mix-up of pairs would show

@@ -40,7 +40,7 @@ from kubealign.eval_tables import (
 )
 from kubealign.generate import generate
 from kubealign.refusal import judge_refusals, rates
-from kubealign.scoring import load_reward_model, pair_logprobs, score_texts, tokenize_pairs
+from kubealign.scoring import cached_pair_logprobs, load_reward_model, score_texts, tokenize_pairs
 from kubealign.stages import common
 
 JUDGED_SETS = ("harmful", "jailbreak", "benign_edgy")
@@ -180,7 +180,7 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     scores: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     responses: dict[str, dict[str, list[str]]] = {}
     for name, model in loaded.items():
-        scores[name] = pair_logprobs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
+        scores[name] = cached_pair_logprobs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         responses[name] = generate_all(model, tokenizer, prompts, cfg, stage.device, desc=f"{name}: generate")
     compared = prompts["held_out"] + prompts["rm_extra"]
     implicit = implicit_reward_metrics(loaded, tokenizer, compared, {n: r["held_out"] + r["rm_extra"]
@@ -268,8 +268,8 @@ def implicit_reward_metrics(loaded: dict[str, torch.nn.Module], tokenizer: Any, 
                for p, a, s in zip(prompts, responses["aligned"], responses["sft"], strict=True)]
     examples = tokenize_pairs(tokenizer, records, cfg.max_length)
     device = next(loaded["aligned"].parameters()).device
-    al_a, al_s = pair_logprobs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
-    sft_a, sft_s = pair_logprobs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    al_a, al_s = cached_pair_logprobs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
+    sft_a, sft_s = cached_pair_logprobs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
     r_aligned, r_sft = cfg.beta * (al_a - sft_a), cfg.beta * (al_s - sft_s)
     same = torch.tensor([a == s for a, s in zip(responses["aligned"], responses["sft"], strict=True)])
     wins = torch.where(same, torch.full_like(r_aligned, 0.5), (r_aligned > r_sft).float())
