@@ -80,6 +80,7 @@ class TrainSettings(Settings):
         True,
         description="Pack each micro-batch's sequences end to end (position ids restart per sequence, attention "
         "stays within a sequence) instead of padding them to the longest; batch_size still counts examples. "
+        "DPO pairs are packed as prompt, chosen, rejected, the prompt read once, where the attention is SDPA. "
         "Used by the SFT and DPO stages.",
     )
     pack_length: int = Field(

@@ -10,6 +10,9 @@ Batches come padded (`attention_mask`) or packed (`position_ids` restarting per 
 attention mask: transformers builds the block-diagonal mask, or uses flash-attention's varlen
 kernels); `segment_ids` (rows, T) names the sequence each token belongs to (-1 on padding), so
 both layouts reduce to per-sequence sums the same way (`kubealign.data.collate`).
+Preference pairs packed with each prompt once carry a boolean 4-D `attention_mask` and name the
+hidden state that predicts each scored token (`score_index`); SDPA takes such a mask as is
+(`supports_shared_prompt`).
 """
 
 from __future__ import annotations
@@ -105,7 +108,17 @@ def segment_ids(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.where(mask, rows, torch.full_like(rows, -1))
 
 
+def supports_shared_prompt(model: torch.nn.Module) -> bool:
+    """Whether the model's attention takes a boolean 4-D mask as is, as `collate_preference(share_prompt=True)`
+    batches need: SDPA does (transformers passes a 4-D mask through); flash-attention's kernels take none."""
+    config = getattr(distributed.unwrap(model), "config", None)
+    return getattr(config, "_attn_implementation", None) == "sdpa"
+
+
 def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if "score_index" in batch:  # packed, each prompt once: the 4-D mask says which tokens see which
+        return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"],
+                "attention_mask": batch["attention_mask"]}
     if "position_ids" in batch:  # packed: no mask, transformers infers the sequences from the positions
         return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"]}
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -117,8 +130,11 @@ def scored_token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]
 
     `batch`: input_ids, labels (rows, T), plus attention_mask (padded) or position_ids and
     segment_ids (packed). Hidden state t predicts label t + 1; a label of IGNORE_INDEX is not scored.
+    A batch with the prompt shared names its scored tokens (`score_index`, `score_target`, `score_segment`).
     Returns (N,) float32 log-probs and (N,) segment ids, N = scored tokens of the batch.
     """
+    if "score_index" in batch:
+        return _named_token_logprobs(model, batch, chunk)
     targets = batch["labels"][:, 1:]
     scored = targets != IGNORE_INDEX
     segments = segment_ids(batch)[:, 1:][scored]
@@ -130,6 +146,20 @@ def scored_token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]
     trunk, head = parts
     hidden = trunk(**_model_inputs(batch), use_cache=False).last_hidden_state
     return token_logprobs(hidden[:, :-1][scored], head, targets[scored], chunk), segments
+
+
+def _named_token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                          chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`scored_token_logprobs` of a batch that names the hidden state predicting each scored token."""
+    index, targets = batch["score_index"], batch["score_target"]
+    parts = _trunk_and_head(model)
+    if parts is None:
+        logits = model(**_model_inputs(batch), use_cache=False).logits
+        logits = logits.reshape(-1, logits.shape[-1])[index].float()
+        return logits.gather(1, targets[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1), batch["score_segment"]
+    trunk, head = parts
+    hidden = trunk(**_model_inputs(batch), use_cache=False).last_hidden_state
+    return token_logprobs(hidden.reshape(-1, hidden.shape[-1])[index], head, targets, chunk), batch["score_segment"]
 
 
 def sequence_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor], n_seqs: int,

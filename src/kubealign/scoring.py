@@ -43,7 +43,8 @@ def batch_pair_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
                         chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed response log-probs of the chosen (B,) and rejected (B,) halves of a 2B-sequence batch.
 
-    The batch is padded (2B, T) or packed (`collate_preference(padding_free=True)`); only response
+    The batch is padded (2B, T) or packed (`collate_preference(padding_free=True)`, the prompt shared or
+    not); only response
     positions reach the output projection, `chunk` of them at a time (`kubealign.lm`).
     """
     logps, _ = lm.sequence_logprobs(model, batch, lm.n_sequences(batch), chunk)
@@ -55,7 +56,7 @@ def batch_pair_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor],
 def _over_pairs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
                 device: torch.device,
                 score: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
-                padding_free: bool = False, capacity: int | None = None,
+                padding_free: bool = False, capacity: int | None = None, share_prompt: bool = False,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`score` of every pair in batches, in eval mode (restored after); (N,) chosen and (N,) rejected.
 
@@ -67,7 +68,7 @@ def _over_pairs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: 
     chosen, rejected = torch.zeros(len(examples)), torch.zeros(len(examples))
     lengths = [len(e["prompt_ids"]) + max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in examples]
     for rows in length_batches(lengths, batch_size):
-        batch = collate_preference([examples[i] for i in rows], pad_id, padding_free, capacity)
+        batch = collate_preference([examples[i] for i in rows], pad_id, padding_free, capacity, share_prompt)
         c, r = score({k: v.to(device) for k, v in batch.items()})
         chosen[rows], rejected[rows] = c.float().cpu(), r.float().cpu()
     model.train(was_training)
@@ -76,10 +77,10 @@ def _over_pairs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: 
 
 def pair_logprobs(model: torch.nn.Module, examples: list[dict[str, Any]], pad_id: int, batch_size: int,
                   device: torch.device, padding_free: bool = False, capacity: int | None = None,
-                  chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+                  chunk: int = 1024, share_prompt: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log-probs of the chosen and the rejected response of every pair, shape (N,) each."""
     return _over_pairs(model, examples, pad_id, batch_size, device, lambda b: batch_pair_logprobs(model, b, chunk),
-                       padding_free, capacity)
+                       padding_free, capacity, share_prompt)
 
 
 @torch.no_grad()

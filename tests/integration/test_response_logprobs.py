@@ -58,11 +58,14 @@ def _grads(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("padding_free", [False, True])
-def test_response_logprobs_and_grads_equal_the_plain_path(lora_model: torch.nn.Module, padding_free: bool) -> None:
+@pytest.mark.parametrize(("padding_free", "share_prompt"), [(False, False), (True, False), (True, True)])
+def test_response_logprobs_and_grads_equal_the_plain_path(lora_model: torch.nn.Module, padding_free: bool,
+                                                          share_prompt: bool) -> None:
+    """Padded, packed, and packed with each prompt once (a 4-D mask, the first rejected token scored from the
+    prompt's last position): per-token log-probs, sums and LoRA gradients equal to the plain path's."""
     pairs = _pairs(5)
     padded = collate_preference(pairs, pad_id=0)
-    batch = collate_preference(pairs, pad_id=0, padding_free=padding_free, capacity=48)
+    batch = collate_preference(pairs, pad_id=0, padding_free=padding_free, capacity=48, share_prompt=share_prompt)
     tok, seg = lm.scored_token_logprobs(lora_model, batch, chunk=7)  # chunks cross sequence ends
     for i, want_tok in enumerate(_plain_tokens(lora_model, padded)):
         torch.testing.assert_close(tok[seg == i], want_tok, atol=1e-5, rtol=0)
@@ -89,6 +92,38 @@ def test_packed_rows_respect_capacity_and_keep_sequences_apart() -> None:
         where = batch["segment_ids"] == seq
         assert int(where.sum()) == n and int(where.any(dim=1).sum()) == 1  # whole, in one row
         assert batch["position_ids"][where].tolist() == list(range(n))
+
+
+def test_shared_prompt_rows_hold_each_pair_once_and_rejected_tokens_never_see_chosen_ones() -> None:
+    pairs = _pairs(4)
+    batch = collate_preference(pairs, pad_id=0, padding_free=True, capacity=64, share_prompt=True)
+    assert lm.real_tokens(batch) == sum(len(p["prompt_ids"]) + len(p["chosen_ids"]) + len(p["rejected_ids"])
+                                        for p in pairs)  # the prompts once: 2 x 4-12 tokens fewer a pair
+    assert lm.n_sequences(batch) == 8
+    mask = batch["attention_mask"][:, 0]
+    for k, p in enumerate(pairs):
+        n_p, n_c, n_r = (len(p[key]) for key in ("prompt_ids", "chosen_ids", "rejected_ids"))
+        chosen, rejected = batch["segment_ids"] == k, batch["segment_ids"] == len(pairs) + k
+        row = int(chosen.any(dim=1).nonzero())
+        assert int(rejected.any(dim=1).nonzero()) == row  # the pair whole in one row
+        at = int(chosen[row].nonzero()[0])
+        assert batch["input_ids"][row, at:at + n_p + n_c + n_r].tolist() == (
+            p["prompt_ids"] + p["chosen_ids"] + p["rejected_ids"])
+        assert batch["position_ids"][row, at:at + n_p + n_c + n_r].tolist() == (
+            list(range(n_p + n_c)) + list(range(n_p, n_p + n_r)))
+        c0, r0 = at + n_p, at + n_p + n_c
+        assert mask[row, r0:r0 + n_r, at:c0].all()  # rejected tokens see the whole prompt,
+        assert not mask[row, r0:r0 + n_r, c0:r0].any()  # no chosen token,
+        assert mask[row, r0 + n_r - 1, r0:r0 + n_r].all()  # and the rejected tokens before them
+        assert not mask[row, at:r0 + n_r, :at].any()  # nothing of another pair
+    # score_index: the first chosen and the first rejected token are both predicted by the prompt's last token
+    first = {int(s): int(i) for s, i in zip(batch["score_segment"].flip(0), batch["score_index"].flip(0),
+                                            strict=True)}
+    width = batch["input_ids"].shape[1]
+    for k in range(len(pairs)):
+        assert first[k] == first[len(pairs) + k]
+        row, col = divmod(first[k], width)
+        assert batch["segment_ids"][row, col] == k and batch["segment_ids"][row, col + 1] == k
 
 
 def test_full_fine_tune_head_gradient_equals_the_plain_path(tiny_model_dir: Path) -> None:

@@ -60,7 +60,8 @@ def with_reference_logps(model: torch.nn.Module, ref_model: torch.nn.Module | No
         chosen, rejected = torch.full((len(examples),), float("nan")), torch.full((len(examples),), float("nan"))
         with reference_of(model, ref_model) as ref:
             chosen[needed], rejected[needed] = pair_logprobs(ref, [examples[i] for i in needed], pad_id, cfg.batch_size,
-                                                             device, cfg.padding_free, _capacity(cfg), cfg.logprob_chunk)
+                                                             device, cfg.padding_free, _capacity(cfg), cfg.logprob_chunk,
+                                                             _share_prompt(cfg, model))
         if cache_uri and distributed.is_main():
             buf = io.BytesIO()
             torch.save({"chosen": chosen, "rejected": rejected}, buf)
@@ -73,6 +74,11 @@ def with_reference_logps(model: torch.nn.Module, ref_model: torch.nn.Module | No
 
 def _capacity(cfg: DPOConfig) -> int:
     return cfg.pack_length or cfg.max_length
+
+
+def _share_prompt(cfg: DPOConfig, model: torch.nn.Module) -> bool:
+    """Packed pairs read their prompt once where the attention takes the 4-D mask that needs (SDPA)."""
+    return cfg.padding_free and lm.supports_shared_prompt(model)
 
 
 def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: str | None = None,
@@ -111,7 +117,7 @@ def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: 
         lm.enable_gradient_checkpointing(model)
     step = partial(dpo_step, cfg=cfg, ref_model=ref_model)
     collate = partial(collate_preference, pad_id=tokenizer.pad_token_id, padding_free=cfg.padding_free,
-                      capacity=_capacity(cfg))
+                      capacity=_capacity(cfg), share_prompt=_share_prompt(cfg, model))
     result = loop.train(model, train, collate, step, cfg, stage.tracker, run_id, desc="dpo", on_step=on_step)
 
     summary = {"train/loss": result.metrics.get("loss", float("nan")), "steps": float(result.steps),
@@ -119,7 +125,7 @@ def run(cfg: DPOConfig, sft_model: str, train_uri: str, out_dir: str, eval_uri: 
     if held_out:
         score = partial(pair_logprobs, pad_id=tokenizer.pad_token_id, batch_size=cfg.batch_size,
                         device=stage.device, padding_free=cfg.padding_free, capacity=_capacity(cfg),
-                        chunk=cfg.logprob_chunk)
+                        chunk=cfg.logprob_chunk, share_prompt=_share_prompt(cfg, model))
         pol_c, pol_r = score(model, held_out)
         if "ref_chosen" in held_out[0]:
             ref_c, ref_r = (torch.tensor([e[k] for e in held_out]) for k in ("ref_chosen", "ref_rejected"))
