@@ -22,6 +22,7 @@ from kubealign.generate import (
     generate,
     length_batches,
     next_tokens,
+    nucleus,
     run_prefix,
     shared_prefix,
     stop_ids,
@@ -111,6 +112,28 @@ def test_next_tokens_greedy_and_nucleus() -> None:
     assert 0.5 < (draws[:, 0] == 0).float().mean() < 0.75  # 0.5 / 0.8 = 0.625 renormalised
     # a low temperature sharpens towards the argmax
     assert (torch.stack([next_tokens(logits, 0.05) for _ in range(50)]) == torch.tensor([0, 2])).all()
+
+
+def _full_sort_nucleus(scaled: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The nucleus by ranking the whole vocabulary, as (rows, V) probabilities (zero outside it)."""
+    probs = torch.softmax(scaled, dim=-1)
+    ranked, order = probs.sort(dim=-1, descending=True)
+    ranked = ranked.masked_fill(ranked.cumsum(dim=-1) - ranked >= top_p, 0.0)
+    return torch.zeros_like(probs).scatter_(-1, order, ranked)
+
+
+def test_nucleus_from_candidates_equals_ranking_the_whole_vocabulary() -> None:
+    """Peaked rows: 32 candidates hold the nucleus, and only they are ranked. With one flat row in the batch
+    they do not: the whole vocabulary is ranked. Either way the probabilities are the full sort's."""
+    g = torch.Generator().manual_seed(0)
+    peaked = torch.randn(4, 1000, generator=g) * 4
+    flat = torch.cat([peaked[:3], torch.randn(1, 1000, generator=g) * 0.1])
+    for scaled, ranked in ((peaked, 32), (flat, 1000)):
+        probs, ids = nucleus(scaled, 0.9, candidates=32)
+        assert probs.shape == ids.shape == (4, ranked)
+        dense = torch.zeros_like(scaled).scatter_(-1, ids, probs)
+        torch.testing.assert_close(dense, _full_sort_nucleus(scaled, 0.9), atol=1e-6, rtol=1e-5)
+        assert ((dense > 0).sum(-1) > 1).all()  # several tokens in each nucleus
 
 
 def test_length_batches_group_similar_lengths_longest_first() -> None:
