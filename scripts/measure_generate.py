@@ -11,14 +11,16 @@ seconds. `--judge-out` also writes the new version's benign-but-edgy responses w
 refusal judge's verdicts (JSONL), to read what the judge calls off-topic.
 
 `--samples K` times the preference stage's sampling instead: K samples per prompt at `--temperature` /
-`--top-p`, from seed 0 for each version; "old" passes each prompt K times (what the stage did before
-`generate(samples=K)`), "new" passes it once with samples=K. `--versions old,new,old,new` alternates runs.
+`--top-p`, from seed 0 for each version; an "old" revision from before `generate(samples=K)` gets each
+prompt K times (what the stage did then), a later one and "new" get it once with samples=K.
+`--versions old,new,old,new` alternates runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -54,7 +56,7 @@ def timed(fn, model, tokenizer, prompts, args, version: str) -> tuple[list[str],
         out = fn(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, torch.device("cpu"))
     else:
         sampling = {"do_sample": True, "temperature": args.temperature, "top_p": args.top_p}
-        if version == "old":
+        if version == "old" and "samples" not in inspect.signature(fn).parameters:
             out = fn(model, tokenizer, [p for p in prompts for _ in range(args.samples)], args.max_new_tokens,
                      args.batch_size, torch.device("cpu"), **sampling)
         else:
