@@ -13,8 +13,7 @@ Why it is fast enough for evaluation sets of hundreds of prompts on a CPU:
   KV cache rows with them, once PRUNE_FRACTION of the batch has finished (dropping rows copies the whole
   cache, ~20-30 ms at 64 rows, so not at every step). Measured on this 2-core CPU: a decode step costs
   about 70 ms (reading the 135M weights) + 3 ms per row, so dropping rows saves less than their share;
-  192 evaluation prompts on the demo's SFT model took 76.7 s with `model.generate` and 67.9 s here.
-
+  192 evaluation prompts on the demo's SFT model took 76.7 s with `model.generate` and 67.9 s here;
 - the tokens every prompt starts with (a chat template's system prompt: 24 of the demo's 56 prompt tokens on
   average, SmolLM2) run once, and each batch starts from a copy of their KV cache (`shared_prefix`);
 - on a CPU, two batches decode at once (`workers`), each on its own share of the cores: a decode step's
