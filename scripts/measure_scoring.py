@@ -25,6 +25,7 @@ from kubealign import loop, models
 from kubealign.config import DPOConfig
 from kubealign.data.io import read_jsonl
 from kubealign.scoring import pair_logprobs, tokenize_pairs
+from kubealign.stages.evaluate import answer_pairs, win_rate_items
 
 
 def timed(fn, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN201
@@ -50,11 +51,9 @@ def main() -> int:
     pad = tok.pad_token_id
 
     samples = json.loads((run / "evaluate" / "results" / "samples.json").read_text())
-    prompts = samples["prompts"]["held_out"] + samples["prompts"]["rm_extra"]
-    answers = {m: samples["responses"][m]["held_out"] + samples["responses"][m]["rm_extra"] for m in ("sft", "aligned")}
-    records = [{"prompt": p, "chosen": [{"role": "assistant", "content": a}],
-                "rejected": [{"role": "assistant", "content": s}]}
-               for p, a, s in zip(prompts, answers["aligned"], answers["sft"], strict=True)]
+    prompts = win_rate_items(samples["prompts"])
+    answers = {m: win_rate_items(samples["responses"][m]) for m in ("sft", "aligned")}
+    records = answer_pairs(prompts, answers["aligned"], answers["sft"])
     pairs = tokenize_pairs(tok, records, args.max_length)
     results = {}
     for name, fn in (("old", old.pair_logprobs), ("new", pair_logprobs)):

@@ -99,6 +99,29 @@ def run_prefix(model: torch.nn.Module, ids: list[int], device: torch.device) -> 
     return cache
 
 
+def left_padded(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows left-padded with `pad` to the longest, and their attention mask (1 on real tokens)."""
+    width = max(len(r) for r in rows)
+    return (torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device),
+            torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device))
+
+
+def open_cache(model: torch.nn.Module, attention_mask: torch.Tensor,
+               prefix: tuple[Any, int] | None) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """What a left-padded batch's first forward starts from: the KV cache (empty, or a copy of `prefix`'s,
+    repeated per row), the attention mask over prefix + batch, and the position ids of the batch's tokens."""
+    from transformers import DynamicCache
+
+    mask = attention_mask.long()
+    if prefix is None:
+        cache = DynamicCache(config=getattr(model, "config", None))
+    else:
+        cache = copy.deepcopy(prefix[0])
+        cache.batch_repeat_interleave(mask.shape[0])
+        mask = torch.cat([mask.new_ones(mask.shape[0], prefix[1]), mask], dim=-1)
+    return cache, mask, (mask.cumsum(-1) - 1).clamp(min=0)[:, -attention_mask.shape[1]:]
+
+
 def workers_for(device: torch.device, batches: int) -> int:
     """Batches to decode at once: up to CPU_WORKERS on a CPU with that many threads, one on an accelerator."""
     if device.type != "cpu":
@@ -141,10 +164,7 @@ def generate(model: torch.nn.Module, tokenizer: Any, prompts: list[list[dict[str
     def run(batch: list[int], seed: int | None) -> None:
         if workers > 1:
             torch.set_num_threads(max(1, threads // workers))  # this worker's share of the cores
-        ids = [encoded[i] for i in batch]
-        width = max(len(x) for x in ids)
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+        input_ids, mask = left_padded([encoded[i] for i in batch], pad, device)
         generator = None
         if seed is not None:
             generator = torch.Generator(device=device)
@@ -220,21 +240,12 @@ def decode(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     `prefix`: (KV cache, length) of tokens every row starts with, already run (`run_prefix`); the rows of
     `input_ids` / `attention_mask` then hold only what follows it, and each row reads a copy of that cache.
     """
-    from transformers import DynamicCache
-
     rows = input_ids.shape[0] * repeats
     out: list[list[int]] = [[] for _ in range(rows)]
     if max_new_tokens <= 0:
         return out
     running = torch.arange(rows, device=input_ids.device)  # caller's row of each batch row
-    mask = attention_mask.long()
-    if prefix is None:
-        cache = DynamicCache(config=getattr(model, "config", None))
-    else:
-        cache = copy.deepcopy(prefix[0])
-        cache.batch_repeat_interleave(input_ids.shape[0])
-        mask = torch.cat([mask.new_ones(mask.shape[0], prefix[1]), mask], dim=-1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
+    cache, mask, positions = open_cache(model, attention_mask, prefix)
     stop = torch.tensor(eos or [-1], device=input_ids.device)
     logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                    use_cache=True, logits_to_keep=1).logits[:, -1, :]

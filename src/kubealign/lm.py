@@ -84,7 +84,7 @@ def token_logprobs(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.T
     return logits.gather(1, targets[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)
 
 
-def _trunk_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+def trunk_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """The decoder stack and output projection of a (PEFT-wrapped) causal LM; None when unreachable."""
     if distributed.unwrap(model) is not model or distributed.world()[1] > 1:
         # DDP and FSDP2 (which shards in place, no wrapper) gather/sync in the root module's forward:
@@ -138,7 +138,7 @@ def scored_token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]
     targets = batch["labels"][:, 1:]
     scored = targets != IGNORE_INDEX
     segments = segment_ids(batch)[:, 1:][scored]
-    parts = _trunk_and_head(model)
+    parts = trunk_and_head(model)
     if parts is None:
         logits = model(**_model_inputs(batch), use_cache=False).logits[:, :-1][scored].float()
         tok = logits.gather(1, targets[scored][:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)
@@ -152,7 +152,7 @@ def _named_token_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor]
                           chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`scored_token_logprobs` of a batch that names the hidden state predicting each scored token."""
     index, targets = batch["score_index"], batch["score_target"]
-    parts = _trunk_and_head(model)
+    parts = trunk_and_head(model)
     if parts is None:
         logits = model(**_model_inputs(batch), use_cache=False).logits
         logits = logits.reshape(-1, logits.shape[-1])[index].float()

@@ -16,7 +16,6 @@ A preference batch holds the chosen sequences in rows [:B] and the rejected ones
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import torch
 from kubealign import distributed, lm, models
 from kubealign.data.chat import Messages, render_ids, tokenize_preference, tokenize_prompt
 from kubealign.data.collate import collate_preference
-from kubealign.generate import length_batches, run_prefix, shared_prefix
+from kubealign.generate import left_padded, length_batches, open_cache, run_prefix, shared_prefix
 from kubealign.rollout import last_index, position_ids
 
 # ---------------------------------------------------------------------------
@@ -95,32 +94,22 @@ def cached_pair_logprobs(model: torch.nn.Module, examples: list[dict[str, Any]],
     responses right-padded after them; the first response token is scored from the prompt's last
     position. Models whose trunk and head cannot be reached (`kubealign.lm`) use `pair_logprobs`.
     """
-    parts = lm._trunk_and_head(model)
+    parts = lm.trunk_and_head(model)
     if parts is None or not examples:
         return pair_logprobs(model, examples, pad_id, batch_size, device, chunk=chunk)
-    from transformers import DynamicCache
-
     trunk, head = parts
     was_training = model.training
     model.eval()
     prompts = [list(e["prompt_ids"]) for e in examples]
     n = shared_prefix(prompts)
-    prefix = run_prefix(model, prompts[0][:n], device) if n else None
+    prefix = (run_prefix(model, prompts[0][:n], device), n) if n else None
     out = torch.zeros(2, len(examples))
     lengths = [len(p) - n + max(len(e["chosen_ids"]), len(e["rejected_ids"])) for p, e in zip(prompts, examples,
                                                                                               strict=True)]
     for rows in length_batches(lengths, batch_size):
-        rest = [prompts[i][n:] for i in rows]
-        width = max(len(r) for r in rest)
-        ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rest], device=device)
-        mask = torch.tensor([[1] * n + [0] * (width - len(r)) + [1] * len(r) for r in rest], device=device)
-        if prefix is None:
-            cache = DynamicCache(config=getattr(model, "config", None))
-        else:
-            cache = copy.deepcopy(prefix)
-            cache.batch_repeat_interleave(len(rows))
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        last = trunk(input_ids=ids, attention_mask=mask, position_ids=positions[:, -width:], past_key_values=cache,
+        ids, rest_mask = left_padded([prompts[i][n:] for i in rows], pad_id, device)
+        cache, mask, positions = open_cache(model, rest_mask, prefix)
+        last = trunk(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                      use_cache=True).last_hidden_state[:, -1]
         # rows 2k and 2k + 1: the chosen and the rejected response to prompt k
         cache.batch_repeat_interleave(2)

@@ -102,7 +102,6 @@ def _pack_shared(examples: Sequence[Mapping[str, Any]], pad_id: int, capacity: i
     input_ids = torch.full(shape, pad_id, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)
     segments = torch.full(shape, -1, dtype=torch.long)
-    pair = torch.full(shape, -1, dtype=torch.long)  # which pair a token belongs to
     role = torch.zeros(shape, dtype=torch.long)  # 0 prompt, 1 chosen, 2 rejected
     index: list[int] = []
     target: list[int] = []
@@ -115,7 +114,6 @@ def _pack_shared(examples: Sequence[Mapping[str, Any]], pad_id: int, capacity: i
             end = at + lengths[k]
             input_ids[r, at:end] = torch.tensor(prompt + chosen + rejected, dtype=torch.long)
             position_ids[r, at:end] = torch.cat([torch.arange(p + c), torch.arange(p, p + len(rejected))])
-            pair[r, at:end] = k
             segments[r, at:end] = k
             segments[r, at + p + c:end] = n + k
             role[r, at + p:at + p + c] = 1
@@ -134,6 +132,7 @@ def _pack_shared(examples: Sequence[Mapping[str, Any]], pad_id: int, capacity: i
                     segment.append(n + k)
             at = end
         position_ids[r, at:] = torch.arange(width - at)
+    pair = torch.where(segments >= n, segments - n, segments)  # which pair a token belongs to, -1: padding
     order = torch.arange(width)
     causal = order[None, :] <= order[:, None]
     same = (pair[:, :, None] == pair[:, None, :]) & (pair[:, None, :] >= 0)

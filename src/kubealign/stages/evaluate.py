@@ -182,9 +182,9 @@ def run(cfg: EvalConfig, sft_model: str, aligned_model: str, eval_pairs_uri: str
     for name, model in loaded.items():
         scores[name] = cached_pair_logprobs(model, pairs, tokenizer.pad_token_id, cfg.batch_size, stage.device)
         responses[name] = generate_all(model, tokenizer, prompts, cfg, stage.device, desc=f"{name}: generate")
-    compared = prompts["held_out"] + prompts["rm_extra"]
-    implicit = implicit_reward_metrics(loaded, tokenizer, compared, {n: r["held_out"] + r["rm_extra"]
-                                                                      for n, r in responses.items()}, cfg)
+    compared = win_rate_items(prompts)
+    implicit = implicit_reward_metrics(loaded, tokenizer, compared, {n: win_rate_items(r) for n, r in responses.items()},
+                                       cfg)
     del loaded
 
     metrics = pair_metrics(*scores["sft"], *scores["aligned"], beta=cfg.beta)
@@ -227,7 +227,7 @@ def mean_response_tokens(tokenizer: Any, responses: dict[str, dict[str, list[str
     (the held-out pairs' prompts and the extra ones), the answers the win rate compares; 0 with none."""
     out = {}
     for name, sets in responses.items():
-        lengths = [len(tokenizer(r)["input_ids"]) for r in sets["held_out"] + sets["rm_extra"]]
+        lengths = [len(tokenizer(r)["input_ids"]) for r in win_rate_items(sets)]
         out[f"response_tokens/{name}"] = sum(lengths) / len(lengths) if lengths else 0.0
     return out
 
@@ -237,8 +237,7 @@ def judge_metrics(cfg: EvalConfig, compared: list[Any], responses: dict[str, dic
     from kubealign import judge
 
     result = judge.pairwise(cfg.judge_endpoint or "", cfg.judge_model, compared,
-                            responses["aligned"]["held_out"] + responses["aligned"]["rm_extra"],
-                            responses["sft"]["held_out"] + responses["sft"]["rm_extra"],
+                            win_rate_items(responses["aligned"]), win_rate_items(responses["sft"]),
                             api_key_env=cfg.judge_api_key_env)
     out = judge.metrics(result)
     out.update(_interval("winrate/judge", [p["score"] for p in result["per_pair"]], cfg.seed))
@@ -249,6 +248,18 @@ def _interval(key: str, scores: list[float], seed: int) -> dict[str, float]:
     """`key/low`, `key/high`: the 95% bootstrap interval of a win rate from per-prompt scores in [0, 1]."""
     ivl = stats.win_rate_interval(scores, seed=seed)
     return {f"{key}/low": ivl.low, f"{key}/high": ivl.high}
+
+
+def win_rate_items(sets: dict[str, list[Any]]) -> list[Any]:
+    """The win-rate prompts, or one model's answers to them, from the per-set dict: the held-out pairs'
+    prompts first, then the extra helpfulness prompts (`eval_prompts`)."""
+    return sets["held_out"] + sets["rm_extra"]
+
+
+def answer_pairs(prompts: list[Any], chosen: list[str], rejected: list[str]) -> list[dict[str, Any]]:
+    """Preference records of two answers to each prompt (the aligned and the SFT model's, for scoring)."""
+    return [{"prompt": p, "chosen": [{"role": "assistant", "content": a}],
+             "rejected": [{"role": "assistant", "content": b}]} for p, a, b in zip(prompts, chosen, rejected, strict=True)]
 
 
 def implicit_reward_metrics(loaded: dict[str, torch.nn.Module], tokenizer: Any, prompts: list[Any],
@@ -263,10 +274,7 @@ def implicit_reward_metrics(loaded: dict[str, torch.nn.Module], tokenizer: Any, 
     """
     if not prompts:
         return {}
-    records = [{"prompt": p, "chosen": [{"role": "assistant", "content": a}],
-                "rejected": [{"role": "assistant", "content": s}]}
-               for p, a, s in zip(prompts, responses["aligned"], responses["sft"], strict=True)]
-    examples = tokenize_pairs(tokenizer, records, cfg.max_length)
+    examples = tokenize_pairs(tokenizer, answer_pairs(prompts, responses["aligned"], responses["sft"]), cfg.max_length)
     device = next(loaded["aligned"].parameters()).device
     al_a, al_s = cached_pair_logprobs(loaded["aligned"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
     sft_a, sft_s = cached_pair_logprobs(loaded["sft"], examples, tokenizer.pad_token_id, cfg.batch_size, device)
@@ -298,8 +306,8 @@ def reward_model_metrics(reward_model: str, prompts: dict[str, list[Any]], respo
     rm_dir = models.resolve_model_dir(reward_model)
     rm = load_reward_model(rm_dir, dtype, device).eval().requires_grad_(False)
     tokenizer = models.load_tokenizer(rm_dir)
-    asked = prompts["held_out"] + prompts["rm_extra"]
-    texts = {name: responses[name]["held_out"] + responses[name]["rm_extra"] for name in ("sft", "aligned")}
+    asked = win_rate_items(prompts)
+    texts = {name: win_rate_items(responses[name]) for name in ("sft", "aligned")}
     scores = {name: score_texts(rm, tokenizer, asked, texts[name], cfg.batch_size, device, cfg.max_length)
               for name in texts}
     same = torch.tensor([a == b for a, b in zip(texts["sft"], texts["aligned"], strict=True)], dtype=torch.bool)
