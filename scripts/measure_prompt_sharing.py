@@ -21,18 +21,17 @@ from pathlib import Path
 import torch
 
 from kubealign import lm, models, scoring
+from kubealign.stages.evaluate import answer_pairs, win_rate_items
 
 
 def score(run: Path) -> None:
-    model_dir = models.resolve_model_dir(run / "merge-lora" / "merged")
+    model_dir = models.resolve_model_dir(str(run / "merge-lora" / "merged"))
     tokenizer = models.load_tokenizer(model_dir)
     model = models.load_causal_lm(model_dir, torch.float32, torch.device("cpu"))
     samples = json.loads((run / "evaluate" / "results" / "samples.json").read_text())
-    prompts = samples["prompts"]["held_out"] + samples["prompts"]["rm_extra"]
-    answers = {m: samples["responses"][m]["held_out"] + samples["responses"][m]["rm_extra"] for m in ("aligned", "sft")}
-    records = [{"prompt": p, "chosen": [{"role": "assistant", "content": a}],
-                "rejected": [{"role": "assistant", "content": s}]}
-               for p, a, s in zip(prompts, answers["aligned"], answers["sft"], strict=True)]
+    prompts = win_rate_items(samples["prompts"])
+    answers = {m: win_rate_items(samples["responses"][m]) for m in ("aligned", "sft")}
+    records = answer_pairs(prompts, answers["aligned"], answers["sft"])
     pairs = scoring.tokenize_pairs(tokenizer, records, 256)
     got = {}
     for name, fn in (("pair_logprobs", scoring.pair_logprobs), ("cached_pair_logprobs", scoring.cached_pair_logprobs)):
